@@ -1,0 +1,165 @@
+"""Preset model specs. Each layout is data (a :class:`ModelSpec`), never a separate code path.
+
+- :func:`seed_spec`: the seed MobileNet-SSD, six prediction layers at 300x300 on feature maps of
+  38, 19, 10, 5, 3 and 1 cells, 8,752 default boxes, parametrised as in ssd_keras.
+- :func:`caffe_spec`: the Caffe MobileNet-SSD of chuanqi305 (VOC, 1,917 default boxes on maps
+  of 19, 10, 5, 3, 2 and 1 cells), as its deploy prototxt describes it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .spec import BackboneSpec, ExtraSpec, HeadSpec, ModelSpec, PreprocessSpec
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+
+# ssd_keras "SSD300" parametrisation (Liu et al. 2016, Sec. 2.2 "Choosing scales and aspect
+# ratios"): scale s_k of layer k, plus one extra scale so the last layer has an s_{k+1} for its
+# second ratio-1 box.
+SEED_SCALES = (0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05)
+SEED_STEPS = (8, 16, 32, 64, 100, 300)
+SEED_SOURCES = ("block5", "block11", "block13", "extra1", "extra2", "extra3")
+SEED_BOXES_PER_CELL = (4, 6, 6, 6, 6, 6)
+
+
+def heads_from_scales(
+    sources: Sequence[str],
+    scales: Sequence[float],
+    aspect_ratios: Sequence[Sequence[float]],
+    steps: Sequence[float | None],
+    offset: float = 0.5,
+) -> tuple[HeadSpec, ...]:
+    """Heads the ssd_keras way: layer k uses min size s_k and max size s_{k+1}.
+
+    ``scales`` has one more entry than ``sources``. Ratio lists are given explicitly (flip
+    already applied), with 1.0 where the two square boxes go.
+    """
+    if len(scales) != len(sources) + 1:
+        raise ValueError(
+            f"need one scale per prediction layer plus one (for the last layer's second square "
+            f"box): {len(sources)} layers, so {len(sources) + 1} scales, got {len(scales)}"
+        )
+    if not (len(aspect_ratios) == len(steps) == len(sources)):
+        raise ValueError(
+            f"aspect_ratios ({len(aspect_ratios)}) and steps ({len(steps)}) need one entry per "
+            f"prediction layer ({len(sources)})"
+        )
+    return tuple(
+        HeadSpec(
+            source=src,
+            min_size=float(scales[k]),
+            max_size=float(scales[k + 1]),
+            aspect_ratios=tuple(float(r) for r in aspect_ratios[k]),
+            step=None if steps[k] is None else float(steps[k]),
+            offset=offset,
+        )
+        for k, src in enumerate(sources)
+    )
+
+
+def seed_spec(class_names: Sequence[str], alpha: float = 1.0) -> ModelSpec:
+    """The seed MobileNet-SSD300 layout (8,752 default boxes).
+
+    First layer: ratios [1, 2, 1/2] (4 boxes with the second square box); others
+    [1, 2, 1/2, 3, 1/3] (6 boxes). The last extra stage uses "valid" padding so that its 3x3
+    input gives a 1x1 map; every other stride-2 stage pads the Keras way.
+    """
+    ratios_small = (1.0, 2.0, 0.5)
+    ratios = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
+    heads = heads_from_scales(
+        SEED_SOURCES,
+        SEED_SCALES,
+        [ratios_small] + [ratios] * 5,
+        SEED_STEPS,
+    )
+    return ModelSpec(
+        class_names=tuple(class_names),
+        input_size=(300, 300),
+        preprocess=PreprocessSpec(channel_order="RGB", mean=(127.5,) * 3, scale=(1 / 127.5,) * 3),
+        backbone=BackboneSpec(alpha=alpha, activation="relu6", use_bias=False, batch_norm=True,
+                              stride2_padding="same"),
+        # Widths of the first three extra stages of the widely used MobileNet-SSD
+        # (1x1 256 -> 512, 1x1 128 -> 256, 1x1 128 -> 256), made depthwise-separable.
+        extras=(
+            ExtraSpec(bottleneck=256, filters=512, kind="separable", stride=2, padding="same"),
+            ExtraSpec(bottleneck=128, filters=256, kind="separable", stride=2, padding="same"),
+            ExtraSpec(bottleneck=128, filters=256, kind="separable", stride=2, padding="valid"),
+        ),
+        heads=heads,
+        head_kernel_size=3,
+        variances=(0.1, 0.1, 0.2, 0.2),
+        layout="seed",
+    ).validate()
+
+
+def caffe_prior_head(
+    source: str,
+    min_size_px: float,
+    max_size_px: float | None,
+    ratios: Sequence[float],
+    flip: bool,
+    image_size: int = 300,
+    step: float | None = None,
+    offset: float = 0.5,
+) -> HeadSpec:
+    """A head from Caffe ``PriorBox`` parameters (sizes in pixels, ratios before flipping).
+
+    Caffe orders the ratios as [1, r1, 1/r1, r2, 1/r2, ...] (with flip), skipping any ratio
+    already present; the max-size square box follows the min-size one.
+    """
+    expanded: list[float] = [1.0]
+    for r in ratios:
+        for value in ((r, 1.0 / r) if flip else (r,)):
+            if all(abs(value - e) > 1e-6 for e in expanded):
+                expanded.append(float(value))
+    return HeadSpec(
+        source=source,
+        min_size=min_size_px / image_size,
+        max_size=None if max_size_px is None else max_size_px / image_size,
+        aspect_ratios=tuple(expanded),
+        step=step,
+        offset=offset,
+    )
+
+
+def caffe_spec(class_names: Sequence[str] = VOC_CLASSES) -> ModelSpec:
+    """The Caffe MobileNet-SSD layout of ``MobileNetSSD_deploy.prototxt`` (1,917 boxes).
+
+    Batch norm is folded into biased convolutions, activations are plain ReLU, stride-2
+    convolutions pad one pixel on every side, the four extra stages are 1x1 then plain 3x3
+    stride-2 convolutions, heads are 1x1 convolutions, and the input is
+    ``(pixel - 127.5) * 0.007843`` in BGR order.
+    """
+    heads = (
+        caffe_prior_head("block11", 60, None, [2.0], flip=True),
+        caffe_prior_head("block13", 105, 150, [2.0, 3.0], flip=True),
+        caffe_prior_head("extra1", 150, 195, [2.0, 3.0], flip=True),
+        caffe_prior_head("extra2", 195, 240, [2.0, 3.0], flip=True),
+        caffe_prior_head("extra3", 240, 285, [2.0, 3.0], flip=True),
+        caffe_prior_head("extra4", 285, 300, [2.0, 3.0], flip=True),
+    )
+    return ModelSpec(
+        class_names=tuple(class_names),
+        input_size=(300, 300),
+        preprocess=PreprocessSpec(channel_order="BGR", mean=(127.5,) * 3, scale=(0.007843,) * 3),
+        backbone=BackboneSpec(alpha=1.0, activation="relu", use_bias=True, batch_norm=False,
+                              stride2_padding="symmetric"),
+        extras=(
+            ExtraSpec(bottleneck=256, filters=512, kind="conv", stride=2, padding="symmetric"),
+            ExtraSpec(bottleneck=128, filters=256, kind="conv", stride=2, padding="symmetric"),
+            ExtraSpec(bottleneck=128, filters=256, kind="conv", stride=2, padding="symmetric"),
+            ExtraSpec(bottleneck=64, filters=128, kind="conv", stride=2, padding="symmetric"),
+        ),
+        heads=heads,
+        head_kernel_size=1,
+        variances=(0.1, 0.1, 0.2, 0.2),
+        layout="caffe-mobilenet-ssd",
+    ).validate()
+
+
+LAYOUTS = {"seed": seed_spec, "caffe": caffe_spec}

@@ -1,0 +1,97 @@
+"""From decoded boxes and class probabilities to :class:`Detections`.
+
+The same rule as Caffe SSD's ``DetectionOutput`` (and OpenCV-DNN's): per class, keep scores
+above the confidence threshold, keep the ``top_k`` best of that class, run NMS within the
+class, then keep the ``max_detections`` best overall. Everything is vectorised over boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .detections import Detections
+from .nms import batched_nms
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Thresholds of post-processing.
+
+    ``conf_threshold``: minimum class probability (strictly greater, as Caffe).
+    ``iou_threshold``: NMS overlap above which the weaker box of a class is dropped.
+    ``top_k``: candidates kept per class before NMS. ``max_detections``: cap after NMS.
+    ``clip``: clip pixel boxes to the frame.
+    """
+
+    conf_threshold: float = 0.5
+    iou_threshold: float = 0.45
+    top_k: int = 200
+    max_detections: int = 100
+    clip: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.conf_threshold < 1.0:
+            raise ValueError(f"conf_threshold must be in [0, 1), got {self.conf_threshold}")
+        if not 0.0 < self.iou_threshold <= 1.0:
+            raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
+        if self.top_k < 1 or self.max_detections < 1:
+            raise ValueError(
+                f"top_k and max_detections must be at least 1, got {self.top_k}, {self.max_detections}"
+            )
+
+
+def select_detections(
+    corners: np.ndarray,
+    probs: np.ndarray,
+    config: PostprocessConfig,
+    class_names: Sequence[str],
+    image_size: tuple[int, int],
+    class_mask: np.ndarray | None = None,
+) -> Detections:
+    """Threshold, per-class top-k, per-class NMS and cap, for one image.
+
+    corners: (N, 4) normalised x1, y1, x2, y2; probs: (N, C + 1) with background in column 0;
+    image_size: (height, width) of the original frame, to scale boxes to its pixels;
+    class_mask: optional bool (C,) of the classes to report.
+    """
+    probs = np.asarray(probs)
+    fg = probs[:, 1:]
+    if fg.shape[1] != len(class_names):
+        raise ValueError(
+            f"the model gives {fg.shape[1]} class scores per box but {len(class_names)} class "
+            f"names were given; the model file and its class list disagree"
+        )
+    candidates = fg > config.conf_threshold
+    if class_mask is not None:
+        candidates &= np.asarray(class_mask, dtype=bool)[None, :]
+    box_idx, cls = np.nonzero(candidates)
+    if box_idx.size == 0:
+        return Detections.empty(class_names, image_size)
+    scores = fg[box_idx, cls]
+
+    # Per-class top-k: sort by (class, -score); the rank inside a class is the position minus
+    # the position where that class starts.
+    order = np.lexsort((-scores, cls))
+    cls_sorted = cls[order]
+    starts = np.searchsorted(cls_sorted, cls_sorted, side="left")
+    rank = np.arange(order.size) - starts
+    order = order[rank < config.top_k]
+    box_idx, cls, scores = box_idx[order], cls[order], scores[order]
+
+    boxes = np.asarray(corners, dtype=np.float32)[box_idx]
+    keep = batched_nms(boxes, scores, cls, config.iou_threshold)[: config.max_detections]
+
+    h, w = image_size
+    pixel = boxes[keep] * np.array([w, h, w, h], dtype=np.float32)
+    if config.clip:
+        pixel = np.clip(pixel, 0, np.array([w, h, w, h], dtype=np.float32))
+    return Detections(
+        boxes=pixel.astype(np.float32),
+        scores=scores[keep].astype(np.float32),
+        class_ids=cls[keep].astype(np.int32),
+        class_names=tuple(class_names),
+        image_size=(int(h), int(w)),
+    )

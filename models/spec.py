@@ -1,0 +1,302 @@
+"""The model spec: everything needed to rebuild a detector, as plain data.
+
+A :class:`ModelSpec` describes one SSD network completely: input size, class names,
+preprocessing, backbone options, the extra feature stages, which feature maps predict and
+with which default boxes, and the box-coding variances. It is saved inside every model file
+(see :mod:`models.model_file`), so a file always carries its own class names and box layout.
+
+Two layouts ship as presets in :mod:`models.layouts` (the seed MobileNet-SSD with 8,752 boxes
+and the Caffe MobileNet-SSD with 1,917 boxes); both are instances of this one dataclass, built
+by one builder, never separate code paths.
+
+``to_dict()`` gives only YAML/JSON-safe types (str, int, float, bool, None, lists, dicts), so
+``yaml.safe_dump(spec.to_dict())`` and ``ModelSpec.from_dict(yaml.safe_load(text))`` round-trip.
+This module itself imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTIVATIONS = ("relu", "relu6")
+STRIDE2_PADDINGS = ("same", "symmetric", "valid")
+EXTRA_KINDS = ("separable", "conv")
+CHANNEL_ORDERS = ("BGR", "RGB")
+
+# The feature maps a head may read: the stem, the 13 MobileNetV1 blocks, and "extraN".
+BACKBONE_BLOCKS = 13
+
+
+class SpecError(ValueError):
+    """A model spec is inconsistent or a field has the wrong type or value."""
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How a BGR uint8 frame becomes the network's input tensor (inside the model).
+
+    ``x = (pixel[channel_order] - mean) * scale``, with ``mean`` and ``scale`` given per channel
+    in the network's channel order. MobileNet style: RGB, mean 127.5, scale 1/127.5 (range
+    [-1, 1]); Caffe MobileNet-SSD: BGR, mean 127.5, scale 0.007843.
+    """
+
+    channel_order: str = "RGB"
+    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    scale: tuple[float, float, float] = (1 / 127.5, 1 / 127.5, 1 / 127.5)
+
+    def validate(self) -> None:
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise SpecError(
+                f"preprocess.channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}"
+            )
+        for name in ("mean", "scale"):
+            value = getattr(self, name)
+            if len(value) != 3:
+                raise SpecError(f"preprocess.{name} needs 3 values (one per channel), got {value!r}")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """MobileNetV1 options (Howard et al. 2017, Table 1).
+
+    ``stride2_padding``: "same" pads a stride-2 3x3 convolution explicitly the Keras way,
+    ((0,1),(0,1)) on an even input size and ((1,1),(1,1)) on an odd one (the output is
+    ceil(n/2)), then runs a "valid" convolution; "symmetric" pads one pixel on every side as
+    Caffe's ``pad: 1`` does.
+    ``use_bias`` / ``batch_norm``: the seed layout has no biases and batch norm after every
+    convolution; an imported Caffe model has its batch norm folded into biased convolutions.
+    """
+
+    alpha: float = 1.0
+    activation: str = "relu6"
+    use_bias: bool = False
+    batch_norm: bool = True
+    stride2_padding: str = "same"
+
+    def validate(self) -> None:
+        if not (0 < self.alpha <= 4):
+            raise SpecError(f"backbone.alpha (width multiplier) must be in (0, 4], got {self.alpha}")
+        if self.activation not in ACTIVATIONS:
+            raise SpecError(f"backbone.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.stride2_padding not in ("same", "symmetric"):
+            raise SpecError(
+                f"backbone.stride2_padding must be 'same' or 'symmetric', got {self.stride2_padding!r}"
+            )
+
+
+@dataclass(frozen=True)
+class ExtraSpec:
+    """One extra feature stage after the backbone (SSD paper, Fig. 2 "extra feature layers").
+
+    A 1x1 convolution to ``bottleneck`` channels, then a stride-``stride`` 3x3 stage to
+    ``filters`` channels: a depthwise-separable block (``kind="separable"``) or a plain 3x3
+    convolution (``kind="conv"``, as in the Caffe MobileNet-SSD). ``padding`` applies to the
+    3x3 stage: "same", "symmetric" (Caffe ``pad: 1``) or "valid" (no padding: 3x3 -> 1x1).
+    Activation, bias and batch norm follow the backbone's options.
+    """
+
+    bottleneck: int
+    filters: int
+    kind: str = "separable"
+    stride: int = 2
+    padding: str = "same"
+
+    def validate(self, index: int) -> None:
+        where = f"extras[{index}]"
+        if self.kind not in EXTRA_KINDS:
+            raise SpecError(f"{where}.kind must be one of {EXTRA_KINDS}, got {self.kind!r}")
+        if self.padding not in STRIDE2_PADDINGS:
+            raise SpecError(f"{where}.padding must be one of {STRIDE2_PADDINGS}, got {self.padding!r}")
+        if self.stride not in (1, 2):
+            raise SpecError(f"{where}.stride must be 1 or 2, got {self.stride}")
+        if self.bottleneck < 1 or self.filters < 1:
+            raise SpecError(f"{where}: bottleneck and filters must be positive, got {self}")
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One prediction layer: the feature map it reads and the default boxes of each cell.
+
+    Sizes are fractions of the input side (normalised). Per cell, boxes come in the order of
+    ``aspect_ratios``; at ratio 1 a box of side ``min_size`` is followed, when ``max_size`` is
+    set, by a second square box of side ``sqrt(min_size * max_size)`` (SSD paper, Sec. 2.2;
+    the same order as Caffe's PriorBox and ssd_keras). A ratio r gives width
+    ``min_size * sqrt(r)`` and height ``min_size / sqrt(r)``.
+    ``step`` is the distance between cell centres in input pixels; ``None`` means input size
+    divided by the feature map size (Caffe's default). ``offset`` is the centre's position in
+    the cell, in steps.
+    """
+
+    source: str
+    min_size: float
+    max_size: float | None
+    aspect_ratios: tuple[float, ...]
+    step: float | None = None
+    offset: float = 0.5
+
+    @property
+    def boxes_per_cell(self) -> int:
+        extra = 1 if (self.max_size is not None and 1.0 in self.aspect_ratios) else 0
+        return len(self.aspect_ratios) + extra
+
+    def validate(self, index: int) -> None:
+        where = f"heads[{index}] ({self.source})"
+        if not self.aspect_ratios:
+            raise SpecError(f"{where}: aspect_ratios is empty; give at least [1.0]")
+        if any(r <= 0 for r in self.aspect_ratios):
+            raise SpecError(f"{where}: aspect ratios must be positive, got {self.aspect_ratios}")
+        if self.min_size <= 0:
+            raise SpecError(f"{where}: min_size must be positive, got {self.min_size}")
+        if self.max_size is not None and self.max_size <= 0:
+            raise SpecError(f"{where}: max_size must be positive or null, got {self.max_size}")
+        if self.step is not None and self.step <= 0:
+            raise SpecError(f"{where}: step must be positive or null, got {self.step}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A complete, serialisable description of one SSD detector.
+
+    ``class_names`` are the user's classes only; background is internal (class index 0 of the
+    network's output) and is never listed here. ``input_size`` is (height, width) in pixels.
+    """
+
+    class_names: tuple[str, ...]
+    input_size: tuple[int, int] = (300, 300)
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    backbone: BackboneSpec = field(default_factory=BackboneSpec)
+    extras: tuple[ExtraSpec, ...] = ()
+    heads: tuple[HeadSpec, ...] = ()
+    head_kernel_size: int = 3
+    variances: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
+    layout: str = "custom"
+
+    @property
+    def num_classes(self) -> int:
+        """Number of network outputs per box: the user's classes plus background."""
+        return len(self.class_names) + 1
+
+    def validate(self) -> "ModelSpec":
+        """Check every field; return self so calls chain. Raises :class:`SpecError`."""
+        if not self.class_names:
+            raise SpecError("class_names is empty: a detector needs at least one class")
+        if len(set(self.class_names)) != len(self.class_names):
+            dup = sorted({n for n in self.class_names if self.class_names.count(n) > 1})
+            raise SpecError(f"class_names has duplicates: {dup}")
+        for name in self.class_names:
+            if not isinstance(name, str) or not name.strip():
+                raise SpecError(f"class names must be non-empty strings, got {name!r}")
+            if name.strip().lower() == "background":
+                raise SpecError(
+                    "'background' is internal and must not be listed in class_names; "
+                    "remove it (the network adds its own background class)"
+                )
+        h, w = self.input_size
+        if h < 32 or w < 32:
+            raise SpecError(f"input_size must be at least 32x32, got {self.input_size}")
+        if len(self.variances) != 4 or any(v <= 0 for v in self.variances):
+            raise SpecError(f"variances needs 4 positive numbers, got {self.variances}")
+        if self.head_kernel_size not in (1, 3):
+            raise SpecError(f"head_kernel_size must be 1 or 3, got {self.head_kernel_size}")
+        self.preprocess.validate()
+        self.backbone.validate()
+        for i, extra in enumerate(self.extras):
+            extra.validate(i)
+        if not self.heads:
+            raise SpecError("heads is empty: a detector needs at least one prediction layer")
+        known = set(feature_names(self))
+        for i, head in enumerate(self.heads):
+            head.validate(i)
+            if head.source not in known:
+                raise SpecError(
+                    f"heads[{i}].source {head.source!r} is not a feature map of this network; "
+                    f"expected one of block1..block{BACKBONE_BLOCKS} or extra1..extra{len(self.extras)}"
+                )
+        return self
+
+    # -- serialisation -------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML-safe data (tuples become lists)."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+        """Build and validate a spec from ``to_dict()`` output (or hand-written YAML)."""
+        if not isinstance(data, dict):
+            raise SpecError(f"a model spec must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise SpecError(f"unknown model spec fields {sorted(unknown)}; known fields: {sorted(known)}")
+        if "class_names" not in data:
+            raise SpecError("model spec has no class_names")
+        try:
+            spec = cls(
+                class_names=tuple(str(n) for n in data["class_names"]),
+                input_size=_pair(data.get("input_size", (300, 300)), "input_size"),
+                preprocess=_sub(PreprocessSpec, data.get("preprocess", {}), "preprocess", tuple_fields=("mean", "scale")),
+                backbone=_sub(BackboneSpec, data.get("backbone", {}), "backbone"),
+                extras=tuple(
+                    _sub(ExtraSpec, e, f"extras[{i}]") for i, e in enumerate(data.get("extras", []))
+                ),
+                heads=tuple(
+                    _sub(HeadSpec, h, f"heads[{i}]", tuple_fields=("aspect_ratios",))
+                    for i, h in enumerate(data.get("heads", []))
+                ),
+                head_kernel_size=int(data.get("head_kernel_size", 3)),
+                variances=tuple(float(v) for v in data.get("variances", (0.1, 0.1, 0.2, 0.2))),
+                layout=str(data.get("layout", "custom")),
+            )
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, SpecError):
+                raise
+            raise SpecError(f"model spec has a field of the wrong type: {exc}") from exc
+        return spec.validate()
+
+    def with_classes(self, class_names: list[str] | tuple[str, ...]) -> "ModelSpec":
+        """The same network with other classes (only the class predictors change)."""
+        return dataclasses.replace(self, class_names=tuple(class_names)).validate()
+
+
+def feature_names(spec: ModelSpec) -> list[str]:
+    """Names of the feature maps a head can read, in network order."""
+    return [f"block{i}" for i in range(1, BACKBONE_BLOCKS + 1)] + [
+        f"extra{i}" for i in range(1, len(spec.extras) + 1)
+    ]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _pair(value: Any, name: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    values = tuple(int(v) for v in value)
+    if len(values) != 2:
+        raise SpecError(f"{name} needs (height, width), got {value!r}")
+    return values  # type: ignore[return-value]
+
+
+def _sub(cls: type, data: Any, where: str, tuple_fields: tuple[str, ...] = ()) -> Any:
+    if not isinstance(data, dict):
+        raise SpecError(f"{where} must be a mapping, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise SpecError(f"{where}: unknown fields {sorted(unknown)}; known fields: {sorted(known)}")
+    values = dict(data)
+    for name in tuple_fields:
+        if name in values and values[name] is not None:
+            values[name] = tuple(float(v) for v in values[name])
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise SpecError(f"{where}: {exc}") from exc

@@ -1,0 +1,120 @@
+"""The SSD detector (Liu et al. 2016) on a MobileNetV1 backbone, built from a ModelSpec.
+
+Network contract:
+- input ``image``: (B, H, W, 3) BGR, uint8, already resized to ``spec.input_size``;
+- output 0 ``box_deltas``: (B, num_boxes, 4) float, encoded offsets t_x, t_y, t_w, t_h
+  against the default boxes of :func:`models.priors.default_boxes` (same order);
+- output 1 ``class_logits``: (B, num_boxes, num_classes + 1) float, background at index 0.
+
+Softmax, decoding and NMS are not part of the network: training needs logits, and the
+predictor fuses softmax + decoding into its compiled inference function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers
+
+from .backbone import activation, conv_unit, mobilenet_v1, pad_for, separable_unit
+from .geometry import feature_map_sizes
+from .layers import Preprocess
+from .priors import default_boxes, num_default_boxes
+from .spec import BackboneSpec, ExtraSpec, ModelSpec
+
+
+def extra_stage(x, extra: ExtraSpec, opts: BackboneSpec, index: int):
+    """1x1 bottleneck, then a stride-2 3x3 stage (SSD's extra feature layers)."""
+    name = f"extra{index}"
+    x = conv_unit(x, extra.bottleneck, 1, 1, "same", opts, name=f"{name}_1x1")
+    if extra.kind == "separable":
+        return separable_unit(x, extra.filters, extra.stride, extra.padding, opts, f"{name}_dw", f"{name}_pw")
+    return conv_unit(x, extra.filters, 3, extra.stride, extra.padding, opts, name=f"{name}_3x3")
+
+
+def prediction_head(x, filters_per_box: int, boxes: int, kernel: int, name: str):
+    """A k x k convolution predicting ``filters_per_box`` numbers for each default box,
+    reshaped to (B, cells * boxes, filters_per_box) in row-major cell order."""
+    h, w = x.shape[1], x.shape[2]
+    y = layers.Conv2D(boxes * filters_per_box, kernel, padding="same", name=name)(x)
+    return layers.Reshape((h * w * boxes, filters_per_box), name=f"{name}_flat")(y)
+
+
+def build_graph(spec: ModelSpec) -> tuple[keras.KerasTensor, list[keras.KerasTensor]]:
+    """Symbolic input and [box_deltas, class_logits] outputs of ``spec``'s network."""
+    spec.validate()
+    h, w = spec.input_size
+    image = keras.Input(shape=(h, w, 3), dtype="uint8", name="image")
+    p = spec.preprocess
+    x = Preprocess(p.channel_order, p.mean, p.scale, name="preprocess")(image)
+    feats = mobilenet_v1(x, spec.backbone)
+    x = feats[f"block{len(feats)}"]
+    for i, extra in enumerate(spec.extras, start=1):
+        x = extra_stage(x, extra, spec.backbone, i)
+        feats[f"extra{i}"] = x
+
+    expected = feature_map_sizes(spec)
+    deltas, logits = [], []
+    for head in spec.heads:
+        f = feats[head.source]
+        if tuple(f.shape[1:3]) != expected[head.source]:
+            raise RuntimeError(  # a bug, not a user error: geometry and builder disagree
+                f"feature map {head.source} is {tuple(f.shape[1:3])}, geometry says {expected[head.source]}"
+            )
+        k = head.boxes_per_cell
+        deltas.append(prediction_head(f, 4, k, spec.head_kernel_size, f"box_{head.source}"))
+        logits.append(prediction_head(f, spec.num_classes, k, spec.head_kernel_size, f"cls_{head.source}"))
+    return image, [_concat(deltas, "box_deltas"), _concat(logits, "class_logits")]
+
+
+def _concat(tensors: list, name: str):
+    """Concatenate the per-layer predictions along the box axis (always a named layer)."""
+    if len(tensors) == 1:
+        return layers.Identity(name=name)(tensors[0])
+    return layers.Concatenate(axis=1, name=name)(tensors)
+
+
+@keras.saving.register_keras_serializable(package="detector_app")
+class SSDModel(keras.Model):
+    """A MobileNet-SSD detector whose whole structure is its :class:`ModelSpec`.
+
+    Its saved config is just the spec, so loading rebuilds the network from data (no code is
+    deserialised) and every model file carries its class names and box layout.
+    """
+
+    def __init__(self, spec: ModelSpec | dict[str, Any], **kwargs):
+        if isinstance(spec, dict):
+            spec = ModelSpec.from_dict(spec)
+        image, outputs = build_graph(spec)
+        kwargs.setdefault("name", f"ssd_{spec.layout}".replace("-", "_"))
+        super().__init__(inputs=image, outputs=outputs, **kwargs)
+        self.spec = spec
+        self._priors: np.ndarray | None = None
+        n = num_default_boxes(spec)
+        if outputs[0].shape[1] != n:
+            raise RuntimeError(f"network predicts {outputs[0].shape[1]} boxes, spec has {n}")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.spec.class_names
+
+    @property
+    def priors(self) -> np.ndarray:
+        """Default boxes, float32 (num_boxes, 4) normalised cx, cy, w, h."""
+        if self._priors is None:
+            self._priors = default_boxes(self.spec)
+        return self._priors
+
+    def get_config(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects=None) -> "SSDModel":
+        return cls(**config)
+
+
+def build_model(spec: ModelSpec) -> SSDModel:
+    """A freshly initialised detector for ``spec``."""
+    return SSDModel(spec)
