@@ -1,0 +1,70 @@
+"""Real-time object detection: one command line, the GUI by default.
+
+    python main.py                      # the desktop app with the bundled default model
+    python main.py detect SOURCE ...    # detect objects in a video, image(s), camera or stream
+    python main.py check-data DIR ...   # check labelled VOC folders
+    python main.py train --data DIR --out RUN_DIR ...
+    python main.py eval --data DIR --model FILE
+    python main.py import-caffe DEPLOY.prototxt WEIGHTS.caffemodel --out FILE
+    python main.py bench                # speed figures for this machine
+    python main.py info MODEL           # what a model file holds
+
+Each subcommand lives in a ``cli`` module that imports nothing heavy at import time, so
+``--help`` is instant; TensorFlow and Qt load only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# The GUI's X11 process must not use Qt's GL integration when TensorFlow is loaded too (two
+# LLVM copies abort at exit); set it before any QApplication exists.
+os.environ.setdefault("QT_XCB_GL_INTEGRATION", "none")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# subcommand -> (module, name): module.add_<name>_arguments(parser), module.run_<name>(args) -> int
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "gui": ("detector_app.cli", "gui", "open the desktop app (the default)"),
+    "detect": ("detector_app.cli", "detect", "detect objects in a video, image, folder, camera or stream"),
+    "info": ("detector_app.cli", "info", "show what a model file holds (classes, layout, spec)"),
+    "check-data": ("trainer.cli", "check_data", "check labelled VOC folders and report every problem"),
+    "train": ("trainer.cli", "train", "train or fine-tune a detector on labelled VOC folders"),
+    "eval": ("trainer.cli", "evaluate", "VOC mAP of a model on a labelled folder"),
+    "import-caffe": ("detector_app.cli", "import_caffe", "convert the Caffe MobileNet-SSD to a model file"),
+    "bench": ("bench.cli", "bench", "speed figures for this machine"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Real-time object detection with MobileNet-SSD: desktop app, detection, training.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command, (module_name, name, help_text) in COMMANDS.items():
+        p = sub.add_parser(command, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        getattr(module, f"add_{name}_arguments")(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "gui"
+    if args.command is None:
+        args = parser.parse_args(["gui", *(argv if argv is not None else sys.argv[1:])])
+    module_name, name, _ = COMMANDS[command]
+    runner = getattr(importlib.import_module(module_name), f"run_{name}")
+    try:
+        return int(runner(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
