@@ -16,6 +16,7 @@ Each subcommand lives in a ``cli`` module that imports nothing heavy at import t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -38,25 +39,69 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands that need no deep-learning backend (they start faster without it).
+NO_BACKEND = {"info", "check-data"}
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Silence C++ log lines written to fd 2 (TensorFlow's start-up chatter about oneDNN and
+    missing CUDA drivers, which ignores TF_CPP_MIN_LOG_LEVEL). Python errors still surface."""
+    if os.environ.get("DETECTOR_VERBOSE"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def preload_backend() -> None:
+    """Import Keras and its backend, and probe the GPU, with native log noise silenced."""
+    with _native_stderr_silenced():
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_logical_devices("GPU")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; only ``command``'s module is imported (all of them when None)."""
     parser = argparse.ArgumentParser(
         prog="main.py",
         description="Real-time object detection with MobileNet-SSD: desktop app, detection, training.",
+        epilog="Without a command the desktop app opens. `main.py COMMAND --help` for a command's options.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command, (module_name, name, help_text) in COMMANDS.items():
-        p = sub.add_parser(command, help=help_text, description=help_text)
-        module = importlib.import_module(module_name)
-        getattr(module, f"add_{name}_arguments")(p)
+    for name_, (module_name, name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name_, help=help_text, description=help_text)
+        if command is None or command == name_:
+            module = importlib.import_module(module_name)
+            getattr(module, f"add_{name}_arguments")(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    command = args.command or "gui"
-    if args.command is None:
-        args = parser.parse_args(["gui", *(argv if argv is not None else sys.argv[1:])])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first in COMMANDS:
+        command = first
+    elif any(a in ("-h", "--help") for a in argv):
+        build_parser(command="gui").parse_args(argv)  # prints the command list and exits
+        return 0
+    else:
+        command, argv = "gui", ["gui", *argv]
+    args = build_parser(command).parse_args(argv)
+    if command not in NO_BACKEND:
+        preload_backend()
     module_name, name, _ = COMMANDS[command]
     runner = getattr(importlib.import_module(module_name), f"run_{name}")
     try:

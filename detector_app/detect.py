@@ -1,0 +1,102 @@
+"""The ``detect`` command's work: a source through the predictor into output files. Qt-free."""
+
+from __future__ import annotations
+
+import collections
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .overlay import draw_detections
+from .predictor import Predictor
+from .sources import FrameSource
+from .writers import JsonlWriter, OutputError, VideoRecorder
+
+
+@dataclass
+class DetectSummary:
+    frames: int = 0
+    skipped: int = 0
+    detections: int = 0
+    per_class: collections.Counter = field(default_factory=collections.Counter)
+    seconds: float = 0.0
+    stage_ms: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        out = [f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s), "
+               f"{self.detections} detections, {self.skipped} frames skipped"]
+        if self.per_class:
+            out.append("per class: " + ", ".join(f"{c} {n}" for c, n in self.per_class.most_common()))
+        if self.stage_ms:
+            out.append("ms per frame (median): " + ", ".join(
+                f"{stage} {v['p50']:.1f}" for stage, v in self.stage_ms.items()))
+        return out
+
+
+def run_detection(
+    source: FrameSource,
+    predictor: Predictor,
+    out_video: str | Path | None = None,
+    out_jsonl: str | Path | None = None,
+    max_frames: int | None = None,
+    progress: bool = True,
+    on_frame: Callable | None = None,
+) -> DetectSummary:
+    """Detect in every frame of ``source``; write the annotated video and JSON Lines if asked.
+
+    Output files are committed (renamed into place) at the end, also after Ctrl-C with what
+    was done so far; an error while writing keeps any earlier file of the same name.
+    """
+    from tqdm import tqdm
+
+    summary = DetectSummary()
+    total = source.frame_count
+    if max_frames is not None:
+        total = min(total, max_frames) if total else max_frames
+    jsonl = JsonlWriter(out_jsonl) if out_jsonl else None
+    video = VideoRecorder(out_video, source.fps) if out_video else None
+    bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+               desc=Path(source.name).name or source.name)
+    start = time.perf_counter()
+    ok = False
+    try:
+        for frame in source:
+            dets = predictor.predict(frame.image)
+            summary.frames += 1
+            summary.detections += len(dets)
+            summary.per_class.update(dets.names)
+            if jsonl:
+                jsonl.write(frame.index, frame.time_s, dets, frame.meta.get("file"))
+            if video:
+                video.write(draw_detections(frame.image, dets))
+            if on_frame:
+                on_frame(frame, dets)
+            bar.update(1)
+            if summary.frames % 10 == 0:
+                bar.set_postfix(fps=f"{summary.frames / (time.perf_counter() - start):.1f}")
+            if max_frames is not None and summary.frames >= max_frames:
+                break
+        ok = True
+    except KeyboardInterrupt:
+        ok = True  # keep what was done
+        summary.warnings.append("interrupted; outputs hold the frames done so far")
+        raise
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - start
+        summary.skipped = source.skipped
+        summary.stage_ms = predictor.stats.summary()
+        for writer in (jsonl, video):
+            if writer is not None:
+                try:
+                    writer.close(commit=ok)
+                except OutputError as exc:
+                    summary.warnings.append(str(exc))
+    return summary

@@ -1,0 +1,41 @@
+"""Where models come from: the bundled default, a file the user names, or (until a trained
+default ships) a randomly initialised model with a loud warning. Qt-free."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = ROOT / "assets" / "default_model.keras"
+# The classes of the bundled default model (hard-hat and animal photos).
+DEFAULT_CLASSES = ("helmet", "head", "dog", "cat", "sheep", "horse", "cow")
+
+RANDOM_WARNING = (
+    "WARNING: no model file given and no bundled default model found at {path}; using a "
+    "RANDOMLY INITIALISED model. Its detections mean nothing. Pass --model FILE (a model "
+    "trained with `main.py train` or imported with `main.py import-caffe`)."
+)
+
+
+@dataclass
+class ResolvedModel:
+    model: object  # models.SSDModel
+    path: str | None  # None for the random model
+    is_random: bool
+
+
+def resolve_model(path: str | os.PathLike | None) -> ResolvedModel:
+    """Load ``path``, else the bundled default, else build a random seed-layout model.
+
+    Raises models.model_file.ModelFileError (naming the file) if ``path`` cannot be loaded.
+    """
+    from models import build_model, seed_spec
+    from models.model_file import load_model
+
+    if path is not None:
+        return ResolvedModel(load_model(path), str(path), False)
+    if DEFAULT_MODEL.exists():
+        return ResolvedModel(load_model(DEFAULT_MODEL), str(DEFAULT_MODEL), False)
+    return ResolvedModel(build_model(seed_spec(DEFAULT_CLASSES)), None, True)

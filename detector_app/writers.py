@@ -1,0 +1,161 @@
+"""Output files of a run: detections as JSON Lines and CSV, annotated video. Qt-free.
+
+Every writer writes to a temporary file beside its target and renames it into place when
+closed, so an interrupted run never replaces a good earlier file with half of a new one.
+The JSON Lines format is shared by ``main.py detect`` and the GUI's export:
+
+    {"frame": 0, "time_s": 0.0, "detections": [{"class": "dog", "score": 0.91, "box": [x1, y1, x2, y2]}]}
+
+with boxes in pixels of the source frame (plus "file" for images from a folder).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from models import Detections
+
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+
+
+class OutputError(OSError):
+    """An output file cannot be created or written; the message names it."""
+
+
+class AtomicFile:
+    """A temporary path beside ``target`` (same suffix) that becomes ``target`` on commit."""
+
+    def __init__(self, target: str | os.PathLike):
+        self.target = Path(target)
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.target.stem}.", suffix=f".partial{self.target.suffix}",
+                                       dir=self.target.parent)
+        except OSError as exc:
+            raise OutputError(f"{self.target}: cannot write here ({exc.strerror or exc})") from exc
+        os.close(fd)
+        self.tmp = Path(tmp)
+
+    def commit(self) -> Path:
+        os.replace(self.tmp, self.target)
+        return self.target
+
+    def abort(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def detection_record(index: int, time_s: float, detections: Detections, file: str | None = None) -> dict[str, Any]:
+    """One JSON Lines record (see the module docstring)."""
+    record: dict[str, Any] = {"frame": int(index), "time_s": round(float(time_s), 4)}
+    if file is not None:
+        record["file"] = file
+    record["detections"] = detections.to_records()
+    return record
+
+
+class _TextWriter:
+    def __init__(self, path: str | os.PathLike):
+        self._atomic = AtomicFile(path)
+        self.path = self._atomic.target
+        self._f = open(self._atomic.tmp, "w", encoding="utf-8", newline="")
+        self.closed = False
+
+    def _write(self, text: str) -> None:
+        try:
+            self._f.write(text)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: write failed ({exc.strerror or exc}); the previous file is kept") from exc
+
+    def close(self, commit: bool = True) -> None:
+        """Finish the file; ``commit=False`` throws it away (the old file stays)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+        except OSError as exc:
+            self._atomic.abort()
+            raise OutputError(f"{self.path}: could not be finished ({exc.strerror or exc}); the previous file is kept") from exc
+        if commit:
+            self._atomic.commit()
+        else:
+            self._atomic.abort()
+
+
+class JsonlWriter(_TextWriter):
+    def write(self, index: int, time_s: float, detections: Detections, file: str | None = None) -> None:
+        self._write(json.dumps(detection_record(index, time_s, detections, file)) + "\n")
+
+
+class CsvWriter(_TextWriter):
+    HEADER = ("frame", "time_s", "file", "class", "score", "x1", "y1", "x2", "y2")
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(path)
+        self._csv = csv.writer(self._f)
+        self._row(self.HEADER)
+
+    def _row(self, values) -> None:
+        try:
+            self._csv.writerow(values)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: write failed ({exc.strerror or exc}); the previous file is kept") from exc
+
+    def write(self, index: int, time_s: float, detections: Detections, file: str | None = None) -> None:
+        for rec in detections.to_records():
+            self._row([index, round(time_s, 4), file or "", rec["class"], rec["score"], *rec["box"]])
+
+
+class VideoRecorder:
+    """Annotated frames to a video file (MP4 by default). Frames of another size are resized
+    to the first frame's size."""
+
+    def __init__(self, path: str | os.PathLike, fps: float | None):
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in VIDEO_CODECS:
+            raise OutputError(f"{self.path}: unknown video type {suffix!r}; use one of {sorted(VIDEO_CODECS)}")
+        self._atomic = AtomicFile(self.path)
+        self.fps = fps if fps and 0 < fps < 1000 else 25.0
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self.frames = 0
+        self.closed = False
+
+    def write(self, image: np.ndarray) -> None:
+        if self._writer is None:
+            h, w = image.shape[:2]
+            self._size = (w, h)
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
+            self._writer = cv2.VideoWriter(str(self._atomic.tmp), fourcc, self.fps, self._size)
+            if not self._writer.isOpened():
+                self._atomic.abort()
+                raise OutputError(f"{self.path}: cannot open a video writer here")
+        if (image.shape[1], image.shape[0]) != self._size:
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self, commit: bool = True) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._writer is not None:
+            self._writer.release()
+        if not commit or self.frames == 0:
+            self._atomic.abort()
+            return
+        if not self._atomic.tmp.exists() or self._atomic.tmp.stat().st_size == 0:
+            self._atomic.abort()
+            raise OutputError(f"{self.path}: the video could not be written (disk full or not writable?)")
+        self._atomic.commit()
