@@ -1,0 +1,85 @@
+"""The predictor against a plain reference path (direct model call + NumPy decode + NMS)."""
+
+import numpy as np
+import pytest
+
+from detector_app.predictor import Predictor
+from models import PostprocessConfig, decode, select_detections
+from tests.media import force_class
+
+
+def _reference(model, frame, config):
+    import cv2
+
+    h, w = model.spec.input_size
+    x = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)[None]
+    deltas, logits = (np.asarray(t) for t in model(x))
+    logits = logits[0].astype(np.float64)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    corners = decode(deltas[0], model.priors, model.spec.variances)
+    return select_detections(corners, probs, config, model.class_names, frame.shape[:2])
+
+
+@pytest.fixture(scope="module")
+def dog_model():
+    from models import build_model, seed_spec
+
+    return force_class(build_model(seed_spec(["dog", "cat"], alpha=0.25)), "dog", logit=6.0)
+
+
+def test_matches_reference_path(dog_model):
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    config = PostprocessConfig(conf_threshold=0.3)
+    pred = Predictor(dog_model, config=config)
+    got, want = pred.predict(frame), _reference(dog_model, frame, config)
+    assert len(got) == len(want) > 0
+    np.testing.assert_allclose(got.boxes, want.boxes, atol=0.05)  # pixels
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+    assert got.names == want.names
+    assert got.image_size == (480, 640)
+    assert got.boxes[:, [0, 2]].max() <= 640 and got.boxes[:, [1, 3]].max() <= 480
+
+
+def test_batch_equals_single(dog_model):
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (240 + 40 * i, 320, 3), dtype=np.uint8) for i in range(3)]
+    pred = Predictor(dog_model, config=PostprocessConfig(conf_threshold=0.3))
+    batch = pred.predict_batch(frames)
+    assert pred.last_times.batch == 3
+    for frame, dets in zip(frames, batch):
+        single = pred.predict(frame)
+        np.testing.assert_allclose(single.boxes, dets.boxes, atol=1e-3)
+        np.testing.assert_allclose(single.scores, dets.scores, atol=1e-5)
+
+
+def test_thresholds_and_class_filter_apply_on_next_call(dog_model):
+    frame = np.zeros((300, 300, 3), np.uint8)
+    pred = Predictor(dog_model, config=PostprocessConfig(conf_threshold=0.3))
+    assert len(pred.predict(frame)) > 0
+    pred.set_thresholds(conf=0.999)  # forced logit 6: p(dog) ~ 0.995
+    assert len(pred.predict(frame)) == 0
+    pred.set_thresholds(conf=0.3)
+    pred.class_filter = ["cat"]
+    assert len(pred.predict(frame)) == 0
+    pred.class_filter = None
+    assert len(pred.predict(frame)) > 0
+    with pytest.raises(ValueError, match="unknown classes"):
+        pred.class_filter = ["zebra"]
+
+
+def test_timings_and_device(dog_model):
+    pred = Predictor(dog_model)
+    for _ in range(3):
+        pred.predict(np.zeros((100, 100, 3), np.uint8))
+    t = pred.last_times
+    assert t.preprocess >= 0 and t.inference > 0 and t.postprocess >= 0
+    assert set(pred.stats.summary()) == {"preprocess", "inference", "postprocess", "total"}
+    assert pred.device.startswith(("CPU", "GPU")) and pred.backend == "tensorflow"
+
+
+def test_grayscale_and_alpha_frames(dog_model):
+    pred = Predictor(dog_model, config=PostprocessConfig(conf_threshold=0.3))
+    assert pred.predict(np.zeros((120, 160), np.uint8)).image_size == (120, 160)
+    assert pred.predict(np.zeros((120, 160, 4), np.uint8)).image_size == (120, 160)
