@@ -81,7 +81,7 @@ def run_detect(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return _error(str(exc))
         print(f"model: {resolved.path or 'random (untrained)'}; classes: {', '.join(predictor.class_names)}; "
-              f"device: {predictor.device} ({predictor.backend})", file=sys.stderr)
+              f"device: {predictor.device} ({predictor.backend}, {predictor.engine} engine)", file=sys.stderr)
         try:
             summary = run_detection(source, predictor, args.out, args.json_out, args.max_frames,
                                     progress=not args.no_progress)

@@ -2,8 +2,9 @@
 
 1. preprocess (CPU, OpenCV): resize each BGR frame to the model's input size; nothing else,
    since normalisation is a layer inside the model;
-2. inference (compiled): network + softmax + box decoding in one compiled function
-   (``tf.function`` on TensorFlow, ``jax.jit`` on JAX), never ``model.predict`` per frame;
+2. inference: network + softmax + box decoding as one graph run by an engine (see
+   :mod:`detector_app.engines`: LiteRT/XNNPACK on a CPU, else ``tf.function`` or
+   ``jax.jit``), never ``model.predict`` per frame;
 3. postprocess (NumPy, vectorised): per-class threshold, top-k, NMS, scaling to the frame.
 
 Thresholds and the class filter can change between frames (they are read once per call).
@@ -24,11 +25,11 @@ from typing import Callable, Iterable, Sequence
 import cv2
 import keras
 import numpy as np
-from keras import ops
 
-from models import Detections, PostprocessConfig, SSDModel, decode_ops, select_detections
+from models import Detections, PostprocessConfig, SSDModel, select_detections
 from models.model_file import load_model
 
+from .engines import make_engine
 from .frames import to_bgr8
 
 STAGES = ("preprocess", "inference", "postprocess")
@@ -76,84 +77,6 @@ class TimingStats:
         return out
 
 
-# -- compiled inference, one builder per Keras backend -----------------------------------
-
-InferFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-def _graph_fn(model: SSDModel) -> Callable:
-    """network -> (normalised corners (B, N, 4), class probabilities (B, N, C+1))."""
-    priors = model.priors
-    variances = model.spec.variances
-
-    def forward(images):
-        deltas, logits = model(images, training=False)
-        probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
-        corners = decode_ops(ops.cast(deltas, "float32"), priors, variances)
-        return corners, probs
-
-    return forward
-
-
-def _compile_tensorflow(model: SSDModel) -> InferFn:
-    import tensorflow as tf
-
-    h, w = model.spec.input_size
-    # One trace for any batch size; XLA (jit_compile) is slower than the default on CPU here.
-    fn = tf.function(
-        _graph_fn(model),
-        input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8)],
-        jit_compile=bool(tf.config.list_logical_devices("GPU")),
-    )
-
-    def infer(batch: np.ndarray):
-        corners, probs = fn(batch)
-        return corners.numpy(), probs.numpy()
-
-    return infer
-
-
-def _compile_jax(model: SSDModel) -> InferFn:
-    import jax
-
-    trainable = [v.value for v in model.trainable_variables]
-    non_trainable = [v.value for v in model.non_trainable_variables]
-    priors = model.priors
-    variances = model.spec.variances
-
-    @jax.jit
-    def run(tv, ntv, images):
-        (deltas, logits), _ = model.stateless_call(tv, ntv, images, training=False)
-        probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
-        return decode_ops(ops.cast(deltas, "float32"), priors, variances), probs
-
-    def infer(batch: np.ndarray):
-        corners, probs = run(trainable, non_trainable, batch)
-        return np.asarray(corners), np.asarray(probs)
-
-    return infer
-
-
-def _compile_torch(model: SSDModel) -> InferFn:
-    import torch
-
-    forward = _graph_fn(model)
-
-    def infer(batch: np.ndarray):
-        with torch.no_grad():
-            corners, probs = forward(torch.from_numpy(batch))
-        return corners.cpu().numpy(), probs.cpu().numpy()
-
-    return infer
-
-
-COMPILERS: dict[str, Callable[[SSDModel], InferFn]] = {
-    "tensorflow": _compile_tensorflow,
-    "jax": _compile_jax,
-    "torch": _compile_torch,
-}
-
-
 def _tensorflow_device() -> str:
     import tensorflow as tf
 
@@ -195,6 +118,7 @@ class Predictor:
         classes: Iterable[str] | None = None,
         warmup: bool = True,
         source: str = "",
+        engine: str = "auto",
     ):
         if not isinstance(model, SSDModel):
             raise TypeError(f"Predictor needs an SSDModel, got {type(model).__name__}")
@@ -204,10 +128,8 @@ class Predictor:
         self.config = config or PostprocessConfig()
         self.class_filter = classes
         self.backend = keras.backend.backend()
-        if self.backend not in COMPILERS:
-            raise RuntimeError(f"unsupported Keras backend {self.backend!r}; use one of {sorted(COMPILERS)}")
         self.device = DEVICES[self.backend]()
-        self._infer = COMPILERS[self.backend](model)
+        self.engine, self._infer = make_engine(model, engine)
         self.last_times = StageTimes()
         self.stats = TimingStats()
         h, w = self.spec.input_size

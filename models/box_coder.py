@@ -70,14 +70,16 @@ def decode(deltas: np.ndarray, priors: np.ndarray, variances: Sequence[float]) -
 def decode_ops(deltas, priors, variances: Sequence[float]):
     """:func:`decode` with ``keras.ops``, for use inside a compiled inference function.
 
-    deltas: tensor (B, N, 4); priors: array (N, 4) of normalised centers. Returns (B, N, 4)
-    normalised corners in the deltas' dtype.
+    deltas: tensor (B, N, 4); priors: array, tensor or variable (N, 4) of normalised centers.
+    Returns (B, N, 4) normalised corners in the deltas' dtype.
     """
     from keras import ops
 
     dtype = deltas.dtype
     v = ops.convert_to_tensor(np.asarray(variances, dtype=np.float32), dtype=dtype)
-    p = ops.convert_to_tensor(np.asarray(priors, dtype=np.float32), dtype=dtype)
+    if isinstance(priors, (np.ndarray, list, tuple)):
+        priors = np.asarray(priors, dtype=np.float32)
+    p = ops.cast(ops.convert_to_tensor(priors), dtype)
     cxy = deltas[..., 0:2] * v[0:2] * p[:, 2:4] + p[:, 0:2]
     wh = ops.exp(ops.minimum(deltas[..., 2:4] * v[2:4], _MAX_LOG_SCALE)) * p[:, 2:4]
     return ops.concatenate([cxy - wh / 2, cxy + wh / 2], axis=-1)

@@ -6,6 +6,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_XCB_GL_INTEGRATION", "none")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+if "DETECTOR_CACHE_DIR" not in os.environ:  # converted-model cache: keep tests out of ~/.cache
+    import tempfile
+
+    os.environ["DETECTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="detector-test-cache-")
 
 import sys
 from pathlib import Path

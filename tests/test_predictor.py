@@ -28,11 +28,14 @@ def dog_model():
     return force_class(build_model(seed_spec(["dog", "cat"], alpha=0.25)), "dog", logit=6.0)
 
 
-def test_matches_reference_path(dog_model):
+@pytest.mark.parametrize("engine", ["keras", "litert"])
+def test_matches_reference_path(dog_model, engine):
+    """Each fast path against the plain path: direct model call, NumPy softmax/decode/NMS."""
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
     config = PostprocessConfig(conf_threshold=0.3)
-    pred = Predictor(dog_model, config=config)
+    pred = Predictor(dog_model, config=config, engine=engine)
+    assert pred.engine == engine
     got, want = pred.predict(frame), _reference(dog_model, frame, config)
     assert len(got) == len(want) > 0
     np.testing.assert_allclose(got.boxes, want.boxes, atol=0.05)  # pixels
@@ -83,3 +86,57 @@ def test_grayscale_and_alpha_frames(dog_model):
     pred = Predictor(dog_model, config=PostprocessConfig(conf_threshold=0.3))
     assert pred.predict(np.zeros((120, 160), np.uint8)).image_size == (120, 160)
     assert pred.predict(np.zeros((120, 160, 4), np.uint8)).image_size == (120, 160)
+
+
+def test_litert_conversion_is_cached(dog_model, tmp_path, monkeypatch):
+    from detector_app import engines
+
+    monkeypatch.setenv("DETECTOR_CACHE_DIR", str(tmp_path))
+    Predictor(dog_model, engine="litert", warmup=False)
+    cached = list((tmp_path / "litert").glob("*.tflite"))
+    assert len(cached) == 1
+    calls = []
+    monkeypatch.setattr(engines, "convert_to_litert", lambda m: calls.append(m))
+    Predictor(dog_model, engine="litert", warmup=False)
+    assert calls == []  # served from the cache
+
+
+def test_litert_failure_falls_back_to_keras(dog_model, monkeypatch):
+    from detector_app import engines
+
+    def broken(model):
+        raise RuntimeError("converter exploded")
+
+    monkeypatch.setattr(engines, "litert_engine", broken)
+    monkeypatch.setitem(engines.ENGINES, "litert", broken)
+    assert Predictor(dog_model, engine="litert", warmup=False).engine == "keras"
+
+
+def test_predictor_on_jax_backend(tmp_path):
+    """The keras engine on JAX (jax.jit over stateless_call) gives the TensorFlow results."""
+    pytest.importorskip("jax")
+    import os
+    import subprocess
+    import sys
+
+    from models import build_model, seed_spec
+    from models.model_file import save_model
+
+    model = force_class(build_model(seed_spec(["dog", "cat"], alpha=0.25)), "dog", logit=6.0)
+    path = save_model(model, tmp_path / "m.keras")
+    frame = np.random.default_rng(3).integers(0, 256, (200, 260, 3), dtype=np.uint8)
+    np.save(tmp_path / "f.npy", frame)
+    ref = Predictor(model, config=PostprocessConfig(conf_threshold=0.3), engine="keras").predict(frame)
+    np.save(tmp_path / "ref.npy", ref.boxes)
+    code = (
+        "import numpy as np; from detector_app.predictor import Predictor; from models import PostprocessConfig;"
+        f"p = Predictor.from_file(r'{path}', config=PostprocessConfig(conf_threshold=0.3));"
+        "assert p.backend == 'jax' and p.engine == 'keras', (p.backend, p.engine);"
+        f"d = p.predict(np.load(r'{tmp_path / 'f.npy'}'));"
+        f"np.testing.assert_allclose(d.boxes, np.load(r'{tmp_path / 'ref.npy'}'), atol=0.05); print('ok', len(d))"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("ok")

@@ -1,0 +1,203 @@
+"""Inference engines: run network + softmax + box decoding on a batch of resized frames.
+
+Every engine maps uint8 BGR (B, H, W, 3) to (corners (B, N, 4), probs (B, N, C+1)) as float32
+NumPy arrays, from the graph of :func:`models.inference.build_inference_model`.
+
+- ``keras``: the graph compiled for the active Keras backend (``tf.function``; ``jax.jit``
+  over ``stateless_call``; ``torch.no_grad``). XLA only on a GPU: on this CPU it is slower.
+- ``litert``: the same graph converted to LiteRT (TensorFlow backend only) and run by the
+  XNNPACK CPU delegate, which folds batch norm into the convolutions and fuses activations.
+  Conversion takes a few seconds, so converted graphs are cached by content hash.
+
+``auto`` picks LiteRT on a CPU-only TensorFlow install, else ``keras``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+from models import SSDModel
+from models.inference import build_inference_model
+
+log = logging.getLogger(__name__)
+
+InferFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+# -- keras: compiled for the active backend -------------------------------------------------
+
+def _keras_tensorflow(graph: keras.Model) -> InferFn:
+    import tensorflow as tf
+
+    h, w = graph.input.shape[1:3]
+    fn = tf.function(
+        lambda images: graph(images, training=False),
+        input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8)],
+        jit_compile=bool(tf.config.list_logical_devices("GPU")),
+        reduce_retracing=True,
+    )
+
+    def infer(batch: np.ndarray):
+        corners, probs = fn(batch)
+        return corners.numpy(), probs.numpy()
+
+    return infer
+
+
+def _keras_jax(graph: keras.Model) -> InferFn:
+    import jax
+
+    trainable = [v.value for v in graph.trainable_variables]
+    non_trainable = [v.value for v in graph.non_trainable_variables]
+
+    @jax.jit
+    def run(tv, ntv, images):
+        outputs, _ = graph.stateless_call(tv, ntv, images, training=False)
+        return outputs
+
+    def infer(batch: np.ndarray):
+        corners, probs = run(trainable, non_trainable, batch)
+        return np.asarray(corners), np.asarray(probs)
+
+    return infer
+
+
+def _keras_torch(graph: keras.Model) -> InferFn:
+    import torch
+
+    def infer(batch: np.ndarray):
+        with torch.no_grad():
+            corners, probs = graph(torch.from_numpy(batch), training=False)
+        return corners.cpu().numpy(), probs.cpu().numpy()
+
+    return infer
+
+
+KERAS_COMPILERS: dict[str, Callable[[keras.Model], InferFn]] = {
+    "tensorflow": _keras_tensorflow,
+    "jax": _keras_jax,
+    "torch": _keras_torch,
+}
+
+
+def keras_engine(model: SSDModel) -> InferFn:
+    backend = keras.backend.backend()
+    if backend not in KERAS_COMPILERS:
+        raise RuntimeError(f"unsupported Keras backend {backend!r}; use one of {sorted(KERAS_COMPILERS)}")
+    return KERAS_COMPILERS[backend](build_inference_model(model))
+
+
+# -- litert: converted once (cached), run with XNNPACK -------------------------------------
+
+LITERT_FORMAT = "1"  # bump when the converted graph changes
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(os.environ.get("DETECTOR_CACHE_DIR", os.path.join(base, "detector_app")))
+
+
+def model_digest(model: SSDModel) -> str:
+    """Content hash of a model: its spec and every weight's bytes."""
+    h = hashlib.sha256()
+    h.update(json.dumps(model.spec.to_dict(), sort_keys=True).encode())
+    for w in model.weights:
+        h.update(w.path.encode())
+        h.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
+    return h.hexdigest()[:32]
+
+
+def convert_to_litert(model: SSDModel) -> bytes:
+    """The inference graph of ``model`` as a LiteRT flatbuffer (needs TensorFlow)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(build_inference_model(model))
+    return converter.convert()
+
+
+def litert_bytes(model: SSDModel) -> bytes:
+    """The converted graph, from the cache when this exact model was converted before."""
+    import tensorflow as tf
+
+    path = cache_dir() / "litert" / f"{model_digest(model)}-tf{tf.__version__}-f{LITERT_FORMAT}.tflite"
+    if path.exists():
+        return path.read_bytes()
+    data = convert_to_litert(model)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only cache only costs the conversion next time
+        log.warning("could not cache the LiteRT model in %s: %s", path.parent, exc)
+    return data
+
+
+def litert_engine(model: SSDModel, threads: int | None = None) -> InferFn:
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError("the litert engine converts with TensorFlow; use the keras engine on other backends")
+    from ai_edge_litert.interpreter import Interpreter
+
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    interpreter = Interpreter(model_content=litert_bytes(model), num_threads=threads)
+    runner = interpreter.get_signature_runner()
+    # Keras output order: output_0 = corners, output_1 = probs.
+
+    def infer(batch: np.ndarray):
+        if len(batch) == 1:
+            out = runner(image=batch)
+            return out["output_0"], out["output_1"]
+        outs = [runner(image=batch[i:i + 1]) for i in range(len(batch))]
+        return (np.concatenate([o["output_0"] for o in outs]), np.concatenate([o["output_1"] for o in outs]))
+
+    return infer
+
+
+ENGINES: dict[str, Callable[[SSDModel], InferFn]] = {"keras": keras_engine, "litert": litert_engine}
+
+
+def _has_gpu() -> bool:
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def auto_engine() -> str:
+    """LiteRT on a CPU-only TensorFlow install (fastest here), else the compiled Keras graph."""
+    if keras.backend.backend() != "tensorflow" or _has_gpu():
+        return "keras"
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return "keras"
+    return "litert"
+
+
+def make_engine(model: SSDModel, name: str = "auto") -> tuple[str, InferFn]:
+    """The engine ``name`` (or the best one for ``auto``), falling back to ``keras`` with a
+    warning if LiteRT conversion fails (the app must keep working)."""
+    name = os.environ.get("DETECTOR_ENGINE", name)
+    if name == "auto":
+        name = auto_engine()
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}; use one of {sorted(ENGINES)} or 'auto'")
+    if name == "litert":
+        try:
+            return name, litert_engine(model)
+        except Exception as exc:  # conversion can fail in many ways; the compiled graph still works
+            log.warning("LiteRT engine unavailable (%s: %s); using the compiled Keras graph", type(exc).__name__, exc)
+            name = "keras"
+    return name, ENGINES[name](model)
