@@ -1,0 +1,1 @@
+"""Developer tools: synthetic test media, a loopback MJPEG server, the GUI screenshot script."""
