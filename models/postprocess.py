@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .detections import Detections
-from .nms import batched_nms
+from .nms import nms
 
 
 @dataclass(frozen=True)
@@ -64,25 +64,27 @@ def select_detections(
             f"the model gives {fg.shape[1]} class scores per box but {len(class_names)} class "
             f"names were given; the model file and its class list disagree"
         )
-    candidates = fg > config.conf_threshold
-    if class_mask is not None:
-        candidates &= np.asarray(class_mask, dtype=bool)[None, :]
-    box_idx, cls = np.nonzero(candidates)
-    if box_idx.size == 0:
+    corners = np.asarray(corners, dtype=np.float32)
+    classes = range(fg.shape[1]) if class_mask is None else np.flatnonzero(np.asarray(class_mask, dtype=bool))
+    kept_idx, kept_cls, kept_scores = [], [], []
+    for c in classes:  # a loop over classes; every step inside is vectorised over boxes
+        column = fg[:, c]
+        idx = np.flatnonzero(column > config.conf_threshold)
+        if idx.size == 0:
+            continue
+        if idx.size > config.top_k:  # top-k pre-filter: NMS cost grows with the square of the count
+            idx = idx[np.argpartition(-column[idx], config.top_k - 1)[: config.top_k]]
+        idx = idx[nms(corners[idx], column[idx], config.iou_threshold)]
+        kept_idx.append(idx)
+        kept_cls.append(np.full(idx.size, c, dtype=np.int32))
+        kept_scores.append(column[idx])
+    if not kept_idx:
         return Detections.empty(class_names, image_size)
-    scores = fg[box_idx, cls]
-
-    # Per-class top-k: sort by (class, -score); the rank inside a class is the position minus
-    # the position where that class starts.
-    order = np.lexsort((-scores, cls))
-    cls_sorted = cls[order]
-    starts = np.searchsorted(cls_sorted, cls_sorted, side="left")
-    rank = np.arange(order.size) - starts
-    order = order[rank < config.top_k]
-    box_idx, cls, scores = box_idx[order], cls[order], scores[order]
-
-    boxes = np.asarray(corners, dtype=np.float32)[box_idx]
-    keep = batched_nms(boxes, scores, cls, config.iou_threshold)[: config.max_detections]
+    box_idx = np.concatenate(kept_idx)
+    cls = np.concatenate(kept_cls)
+    scores = np.concatenate(kept_scores)
+    keep = np.argsort(-scores, kind="stable")[: config.max_detections]
+    boxes = corners[box_idx]
 
     h, w = image_size
     pixel = boxes[keep] * np.array([w, h, w, h], dtype=np.float32)
