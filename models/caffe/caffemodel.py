@@ -138,8 +138,8 @@ def parse_layers(data: bytes, path: str | os.PathLike | None = None) -> list[Bin
                 layers.append(_layer(value, _NET_LAYER_FIELDS[number]))  # type: ignore[arg-type]
     except wire.WireError as exc:
         raise CaffemodelError(
-            path, f"is not a binary Caffe model (.caffemodel): {exc}; it may be truncated, or another "
-            f"file (a .prototxt is text and goes first)"
+            path, f"is not a readable binary Caffe model (.caffemodel): {exc}; the file is truncated or "
+            f"of another kind (the text .prototxt comes first, then the .caffemodel)"
         ) from exc
     if not any(layer.blobs for layer in layers):
         raise CaffemodelError(
