@@ -1,0 +1,140 @@
+"""The data report of ``check-data`` (and of every training run): JSON-ready data and text.
+
+Per folder: usable images, objects per class, images with no objects, every problem (each
+naming its file, see :mod:`trainer.issues`), unknown class names, class names that differ
+only by case or spacing, and box sizes against the model's default boxes
+(:mod:`trainer.box_stats`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any, Sequence
+
+from .box_stats import box_size_report
+from .issues import ISSUE_KINDS
+from .scan import FolderScan
+
+REPORT_VERSION = 1
+
+
+def _name_variants(names: Sequence[str]) -> list[list[str]]:
+    """Groups of names equal up to case and spacing ("Helmet", "helmet ", "hel met")."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for n in names:
+        groups["".join(n.lower().split())].add(n)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
+
+
+def folder_report(scan: FolderScan, spec) -> dict[str, Any]:
+    """JSON-ready report of one folder."""
+    objects = Counter(n for s in scan.samples for n in s.names)
+    difficult = Counter(n for s in scan.samples for n, d in zip(s.names, s.difficult) if d)
+    empty = [s.image_path for s in scan.samples if not s.names]
+    issue_counts = Counter(i.kind for i in scan.issues)
+    unknown = Counter(i.detail["class"] for i in scan.issues if i.kind == "unknown_class" and i.detail)
+    return {
+        "path": scan.root,
+        "layout": scan.layout,
+        "notes": scan.notes,
+        "candidates": scan.candidates,
+        "images": len(scan.samples),
+        "objects": dict(sorted(objects.items())),
+        "difficult": dict(sorted(difficult.items())),
+        "images_without_objects": len(empty),
+        "images_without_objects_files": empty,
+        "issue_counts": {k: issue_counts[k] for k in ISSUE_KINDS if issue_counts[k]},
+        "issues": [i.to_dict() for i in scan.issues],
+        "unknown_classes": dict(sorted(unknown.items())),
+        "class_name_variants": _name_variants(list(objects) + list(unknown)),
+        "box_sizes": box_size_report(scan.samples, spec),
+    }
+
+
+def data_report(
+    scans: Sequence[FolderScan],
+    spec,
+    known_classes: Sequence[str] | None,
+    model_file: str | None = None,
+) -> dict[str, Any]:
+    """The whole report: one entry per folder plus totals. ``ok`` is True when no problem was
+    found (images without objects are not a problem: they teach the background)."""
+    folders = [folder_report(s, spec) for s in scans]
+    per_class: Counter = Counter()
+    issues: Counter = Counter()
+    for f in folders:
+        per_class.update(f["objects"])
+        issues.update(f["issue_counts"])
+    return {
+        "version": REPORT_VERSION,
+        "ok": not issues,
+        "known_classes": list(known_classes) if known_classes is not None else None,
+        "model": {"file": model_file, "layout": spec.layout, "input_size": list(spec.input_size)},
+        "issue_kinds": ISSUE_KINDS,
+        "totals": {
+            "folders": len(folders),
+            "images": sum(f["images"] for f in folders),
+            "objects": sum(per_class.values()),
+            "objects_per_class": dict(sorted(per_class.items())),
+            "images_without_objects": sum(f["images_without_objects"] for f in folders),
+            "issues": {k: issues[k] for k in ISSUE_KINDS if issues[k]},
+        },
+        "folders": folders,
+    }
+
+
+def _bar(count: int, largest: int, width: int = 30) -> str:
+    return "#" * (round(width * count / largest) if largest else 0)
+
+
+def format_report(report: dict[str, Any], limit: int | None = 10) -> str:
+    """Human-readable text of :func:`data_report`; at most ``limit`` files listed per problem
+    kind and folder (None: all)."""
+    lines: list[str] = []
+    for f in report["folders"]:
+        lines.append(f"{f['path']}  ({f['layout']}; {'; '.join(f['notes'])})" if f["notes"] else
+                     f"{f['path']}  ({f['layout']})")
+        lines.append(f"  images: {f['images']} usable of {f['candidates']} found, "
+                     f"{f['images_without_objects']} with no objects")
+        objects = ", ".join(f"{k} {v}" for k, v in f["objects"].items()) or "none"
+        lines.append(f"  objects: {objects}")
+        if f["difficult"]:
+            lines.append("  marked difficult: " + ", ".join(f"{k} {v}" for k, v in f["difficult"].items()))
+        if f["unknown_classes"]:
+            lines.append("  unknown class names: " + ", ".join(f"{k} ({v})" for k, v in f["unknown_classes"].items()))
+        for group in f["class_name_variants"]:
+            lines.append(f"  class names that differ only by case or spacing: {group} (fix the labels to merge them)")
+        by_kind: dict[str, list[dict]] = defaultdict(list)
+        for issue in f["issues"]:
+            by_kind[issue["kind"]].append(issue)
+        if not by_kind:
+            lines.append("  problems: none")
+        for kind, description in report["issue_kinds"].items():
+            found = by_kind.get(kind, [])
+            if not found:
+                continue
+            lines.append(f"  {description}: {len(found)}")
+            shown = found if limit is None else found[:limit]
+            lines.extend(f"    {i['file']}: {i['message']}" for i in shown)
+            if len(found) > len(shown):
+                lines.append(f"    ... and {len(found) - len(shown)} more (use --all, or --json FILE for every one)")
+        sizes = f["box_sizes"]
+        h, w = sizes["input_size"]
+        lines.append(f"  box sizes (sqrt of area / image) against the default boxes of a {h}x{w} "
+                     f"{report['model']['layout']} model:")
+        largest = max((b["count"] for b in sizes["bins"]), default=0)
+        for b in sizes["bins"]:
+            lines.append(f"    {b['label']:<32} {_bar(b['count'], largest):<30} {b['count']}")
+        if sizes["boxes"]:
+            low = sizes["best_default_box_iou_below_0.5"]
+            lines.append(f"    boxes with no default box at IoU >= 0.5: {low} of {sizes['boxes']} "
+                         f"({100.0 * low / sizes['boxes']:.1f}%); they train through their best default box only")
+        lines.append("")
+    t = report["totals"]
+    per_class = ", ".join(f"{k} {v}" for k, v in t["objects_per_class"].items()) or "none"
+    lines.append(f"total: {t['images']} images in {t['folders']} folder(s), {t['objects']} objects ({per_class})")
+    if t["issues"]:
+        lines.append("problems: " + ", ".join(f"{report['issue_kinds'][k]} {v}" for k, v in t["issues"].items()))
+    else:
+        lines.append("problems: none")
+    return "\n".join(lines)
