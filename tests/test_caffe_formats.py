@@ -250,3 +250,32 @@ def test_label_files(tmp_path):
     blank.write_text("\n# nothing\n")
     with pytest.raises(ValueError, match="blank.txt: lists no class names"):
         read_labels(blank)
+
+
+def test_damaged_caffemodels_fail_cleanly(tmp_path):
+    """Flipped bytes and cut files give CaffemodelError (or still parse), never another exception."""
+    rng = np.random.default_rng(0)
+    weights = {"conv": [rng.normal(size=(4, 3, 3, 3)).astype(np.float32), np.zeros(4, np.float32)],
+               "dw": [rng.normal(size=(4, 1, 3, 3)).astype(np.float32)]}
+    good = encode_caffemodel(weights, _round_trip_net())
+    for trial in range(300):
+        data = bytearray(good)
+        if trial % 3 == 0:
+            data = data[: rng.integers(1, len(data))]
+        for _ in range(rng.integers(1, 4)):
+            data[rng.integers(len(data))] = rng.integers(256)
+        try:
+            parse_layers(bytes(data), "damaged.caffemodel")
+        except CaffemodelError as exc:
+            assert str(exc).startswith("damaged.caffemodel: ")
+
+
+def test_random_text_fails_cleanly():
+    rng = np.random.default_rng(1)
+    alphabet = list('abc_{}<>[]:;,"#\n 0123456789.-+e')
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet, size=rng.integers(1, 40)))
+        try:
+            parse(text, "fuzz.prototxt")
+        except PrototxtError as exc:
+            assert str(exc).startswith("fuzz.prototxt: ")

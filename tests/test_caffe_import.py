@@ -178,6 +178,29 @@ def test_not_a_network():
         plan_from_prototxt(Message([("name", "x")]), path="empty.prototxt")
 
 
+def test_edited_prototxts_fail_cleanly(prototxt):
+    """Deleted lines and values of the wrong kind: a NetworkMismatchError (or PrototxtError)
+    naming the file, never another exception (the command line turns these into exit 2)."""
+    import random
+
+    from models.caffe import CaffeImportError
+
+    lines = prototxt.read_text().splitlines()
+    rng = random.Random(0)
+    for _ in range(200):
+        edited = list(lines)
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(edited))
+            if rng.random() < 0.3 or ":" not in edited[i]:
+                del edited[i]
+            else:
+                edited[i] = edited[i].split(":")[0] + ": " + rng.choice(["7", "-1", "FOO", '"x"', "0.5"])
+        try:
+            plan_from_prototxt(parse("\n".join(edited), "edited.prototxt"), path="edited.prototxt")
+        except CaffeImportError as exc:
+            assert str(exc).startswith("edited.prototxt: ") or "class names" in str(exc)
+
+
 def _four_class_variant(net: Message) -> Message:
     """The reference network re-headed for 3 classes + background."""
     layers = _layers(net)

@@ -19,7 +19,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def _blob(payload: memoryview, where: str) -> np.ndarray:
     chunks += [wire.decode_doubles(t, v).astype(np.float32) for t, v in fields.get(BLOB_DOUBLE_DATA, [])]
     data = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0,), np.float32)
     if BLOB_SHAPE in fields:
-        dims = wire.group_fields(fields[BLOB_SHAPE][-1][1]).get(SHAPE_DIM, [])  # type: ignore[arg-type]
+        dims = wire.group_fields(wire.decode_message(*fields[BLOB_SHAPE][-1], f"{where} blob shape")).get(SHAPE_DIM, [])
         shape = [d for t, v in dims for d in wire.decode_varints(t, v)]
     else:
         # Pre-2015 blobs are always 4-D (num, channels, height, width); a bias is (1, 1, 1, n).
@@ -112,11 +112,11 @@ def _layer(payload: memoryview, numbers: _LayerFields) -> BinaryLayer:
         types = _strings(fields, numbers.type, f"{where} type")
         type_ = types[-1] if types else ""
     else:
-        codes = [int(v) for _, v in fields.get(numbers.type, [])]  # type: ignore[arg-type]
+        codes = [c for t, v in fields.get(numbers.type, []) for c in wire.decode_varints(t, v)]
         type_ = numbers.type_names.get(codes[-1], f"V1 type {codes[-1]}") if codes else ""
     eps = None
     if numbers.batch_norm is not None and numbers.batch_norm in fields:
-        params = wire.group_fields(fields[numbers.batch_norm][-1][1])  # type: ignore[arg-type]
+        params = wire.group_fields(wire.decode_message(*fields[numbers.batch_norm][-1], f"{where} batch_norm_param"))
         if BATCH_NORM_EPS in params:
             eps = wire.decode_float(*params[BATCH_NORM_EPS][-1])
     return BinaryLayer(
@@ -124,7 +124,7 @@ def _layer(payload: memoryview, numbers: _LayerFields) -> BinaryLayer:
         type=type_,
         bottom=_strings(fields, numbers.bottom, f"{where} bottom"),
         top=_strings(fields, numbers.top, f"{where} top"),
-        blobs=[_blob(v, where) for _, v in fields.get(numbers.blobs, [])],  # type: ignore[arg-type]
+        blobs=[_blob(wire.decode_message(t, v, f"{where} blob"), where) for t, v in fields.get(numbers.blobs, [])],
         batch_norm_eps=eps,
     )
 

@@ -24,7 +24,10 @@ def _from_labelmap(items: list[Message], path: Path) -> list[str]:
     for item in items:
         if not isinstance(item, Message) or "label" not in item:
             raise CaffeImportError(path, "an item of the label map has no 'label' number")
-        entries.append((int(item.get("label")), str(item.get("display_name", item.get("name", "")))))
+        label = item.get("label")
+        if not isinstance(label, int) or isinstance(label, bool):
+            raise CaffeImportError(path, f"an item of the label map has label {label!r}, expected a number")
+        entries.append((label, str(item.get("display_name", item.get("name", "")))))
     entries.sort()
     labels = [label for label, _ in entries]
     if len(set(labels)) != len(labels):

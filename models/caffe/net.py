@@ -118,6 +118,15 @@ class ConvParams:
 
     @classmethod
     def of(cls, layer: Layer, path: str | os.PathLike | None = None) -> "ConvParams":
+        try:
+            return cls._of(layer, path)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, NetworkMismatchError):
+                raise
+            raise NetworkMismatchError(path, f"layer {layer.name!r}: convolution_param has a value of the wrong type ({exc})") from exc
+
+    @classmethod
+    def _of(cls, layer: Layer, path: str | os.PathLike | None) -> "ConvParams":
         p = layer.param("convolution_param")
         if "num_output" not in p:
             raise NetworkMismatchError(path, f"layer {layer.name!r}: convolution_param has no num_output")

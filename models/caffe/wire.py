@@ -116,6 +116,13 @@ def decode_string(value: int | memoryview, what: str) -> str:
         raise WireError(f"{what} is not UTF-8 text ({exc})") from exc
 
 
+def decode_message(wire_type: int, value: int | memoryview, what: str) -> memoryview:
+    """A length-delimited field holding a sub-message."""
+    if wire_type != LENGTH or isinstance(value, int):
+        raise WireError(f"{what} should be a sub-message (wire type 2), found wire type {wire_type}")
+    return value
+
+
 def decode_floats(wire_type: int, value: int | memoryview) -> np.ndarray:
     """A repeated float field occurrence: packed (many little-endian float32) or one fixed32."""
     if wire_type not in (LENGTH, FIXED32) or isinstance(value, int):
