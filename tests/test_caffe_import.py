@@ -173,6 +173,18 @@ def test_other_networks_are_named_by_layer(prototxt, edit, match):
     assert str(info.value).startswith("variant.prototxt: ")
 
 
+def test_input_layer_form(prototxt):
+    """Newer prototxts declare the input as a layer of type Input instead of input/input_shape."""
+    net = load(prototxt)
+    shape = net.message("input_shape")
+    net.remove("input")
+    net.remove("input_shape")
+    net.fields.insert(1, ("layer", Message([("name", "data"), ("type", "Input"), ("top", "data"),
+                                            ("input_param", Message([("shape", shape)]))])))
+    assert plan_from_prototxt(net, path="input_layer.prototxt").spec == caffe_spec()
+    assert random_blobs(net)["conv0"][0].shape == (32, 3, 3, 3)
+
+
 def test_not_a_network():
     with pytest.raises(NetworkMismatchError, match="has no layers"):
         plan_from_prototxt(Message([("name", "x")]), path="empty.prototxt")

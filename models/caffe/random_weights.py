@@ -72,6 +72,13 @@ BLOB_MAKERS: dict[str, Callable[..., list[np.ndarray]]] = {
 }
 
 
+def _output_channels(layer: Layer, in_channels: int | None, path) -> int | None:
+    """Channels of a layer's output, where a later convolution may need them (else None)."""
+    if layer.type == "Convolution":
+        return ConvParams.of(layer, path).num_output
+    return in_channels if layer.type in CHANNEL_PRESERVING else None
+
+
 def _rectified_blobs(layers: list[Layer]) -> set[str]:
     """Blobs that some ReLU reads (its convolution's output is rectified)."""
     return {b for layer in layers if layer.type in ("ReLU", "ReLU6") for b in layer.bottom}
@@ -94,18 +101,16 @@ def random_blobs(prototxt: Message | str | os.PathLike, seed: int = 0) -> dict[s
     for layer in layers:
         if layer.type not in BLOB_MAKERS and layer.type not in WEIGHTLESS:
             raise NetworkMismatchError(path, f"layer {layer.name!r}: random weights for type {layer.type!r} are not supported")
-        in_channels = channels.get(layer.bottom[0]) if layer.bottom else None
+        if not layer.bottom:
+            continue  # an Input layer: its shape is already known from input_blob
+        in_channels = channels.get(layer.bottom[0])
         if layer.type in BLOB_MAKERS:
             if in_channels is None:
                 raise NetworkMismatchError(path, f"layer {layer.name!r}: the channel count of its input {layer.bottom[:1]} is unknown")
             gain = np.sqrt(2.0) if any(t in rectified for t in layer.top) else HEAD_GAIN
             blobs[layer.name] = BLOB_MAKERS[layer.type](layer, in_channels, gain, rng, path)
-        out_channels = (
-            ConvParams.of(layer, path).num_output if layer.type == "Convolution"
-            else in_channels if layer.type in CHANNEL_PRESERVING else None
-        )
         for top in layer.top:
-            channels[top] = out_channels
+            channels[top] = _output_channels(layer, in_channels, path)
     return blobs
 
 
