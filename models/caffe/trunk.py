@@ -103,7 +103,78 @@ class Trunk:
     features: dict[str, str]  # Caffe conv name whose output is a feature map -> feature name
 
 
+class _Units:
+    """Collects each trunk convolution's mapping and activation as the trunk is read."""
+
+    def __init__(self, graph: NetGraph):
+        self.graph = graph
+        self.convs: list[ConvMapping] = []
+        self.activations: set[str] = set()
+
+    def add(self, layer: Layer, p: ConvParams, role: str, keras: str, depthwise: bool = False) -> None:
+        act, folded = _activation(self.graph, layer, role)
+        self.activations.add(act)
+        self.convs.append(ConvMapping(layer.name, keras, depthwise, p.bias_term, layer.top[0], folded))
+
+
+def _check_chain(graph: NetGraph, trunk: list[Layer], params: list[ConvParams]) -> None:
+    """Each trunk convolution reads the one before it (the first reads the input), undilated."""
+    for prev, layer, p in zip([None, *trunk], trunk, params):
+        src = graph.first_input(layer).source
+        if src != (None if prev is None else prev.name):
+            expected = "the network input" if prev is None else f"the output of {prev.name!r}"
+            found = "the network input" if src is None else f"the output of {src!r}"
+            raise mismatch(graph.path, layer, "trunk", f"expected it to read {expected}, it reads {found}")
+        expect(graph.path, layer, "trunk", p, dilation=(1, 1))
+
+
+def _read_backbone(graph: NetGraph, trunk: list[Layer], params: list[ConvParams], units: _Units) -> tuple[float, dict[str, str]]:
+    """Stem + 13 blocks (MobileNet Table 1, widths times alpha); returns alpha and the block features."""
+    path = graph.path
+    stem, sp = trunk[0], params[0]
+    alpha = sp.num_output / STEM_FILTERS
+    expect(path, stem, "stem", sp, kernel=(3, 3), stride=(2, 2), group=1)
+    if _padding(path, stem, "stem", sp) != "symmetric":
+        raise mismatch(path, stem, "stem", "expected pad 1 (the builder pads stride-2 convolutions)")
+    units.add(stem, sp, "stem", "conv1")
+    features: dict[str, str] = {}
+    channels = sp.num_output
+    for i, (filters, stride) in enumerate(MOBILENET_V1_BLOCKS, start=1):
+        dw, pw, dwp, pwp = trunk[2 * i - 1], trunk[2 * i], params[2 * i - 1], params[2 * i]
+        role = f"MobileNetV1 block {i}, depthwise 3x3"
+        expect(path, dw, role, dwp, kernel=(3, 3), stride=(stride, stride), num_output=channels, group=channels, pad=(1, 1))
+        units.add(dw, dwp, role, f"conv_dw_{i}", depthwise=True)
+        role = f"MobileNetV1 block {i}, pointwise 1x1"
+        expect(path, pw, role, pwp, kernel=(1, 1), stride=(1, 1), pad=(0, 0), group=1, num_output=int(filters * alpha))
+        units.add(pw, pwp, role, f"conv_pw_{i}")
+        features[pw.name] = f"block{i}"
+        channels = pwp.num_output
+    return alpha, features
+
+
+def _read_extras(graph: NetGraph, trunk: list[Layer], params: list[ConvParams], units: _Units) -> tuple[list[ExtraSpec], dict[str, str]]:
+    """The extra stages after the backbone: 1x1 then a plain 3x3 convolution each (SSD Fig. 2)."""
+    path = graph.path
+    extras, features = [], {}
+    for k, index in enumerate(range(BACKBONE_CONVS, len(trunk), 2), start=1):
+        one, three, op, tp = trunk[index], trunk[index + 1], params[index], params[index + 1]
+        role = f"extra stage {k}, 1x1"
+        expect(path, one, role, op, kernel=(1, 1), stride=(1, 1), pad=(0, 0), group=1)
+        units.add(one, op, role, f"extra{k}_1x1")
+        role = f"extra stage {k}, 3x3"
+        expect(path, three, role, tp, kernel=(3, 3), group=1)
+        if tp.stride[0] != tp.stride[1] or tp.stride[0] not in (1, 2):
+            raise mismatch(path, three, role, f"expected stride 1 or 2, found {tp.stride}")
+        padding = _padding(path, three, role, tp)
+        units.add(three, tp, role, f"extra{k}_3x3")
+        extras.append(ExtraSpec(bottleneck=op.num_output, filters=tp.num_output, kind="conv",
+                                stride=tp.stride[0], padding=padding))
+        features[three.name] = f"extra{k}"
+    return extras, features
+
+
 def read_trunk(graph: NetGraph, trunk: list[Layer]) -> Trunk:
+    """Check the non-head convolutions against the builder's chain and read its spec fields."""
     path = graph.path
     if len(trunk) < BACKBONE_CONVS or (len(trunk) - BACKBONE_CONVS) % 2:
         raise NetworkMismatchError(
@@ -112,61 +183,12 @@ def read_trunk(graph: NetGraph, trunk: list[Layer]) -> Trunk:
             f"(a stem and 13 depthwise-separable blocks) plus 2 per extra stage, so this is another network",
         )
     params = [ConvParams.of(layer, path) for layer in trunk]
-    for prev, layer, p in zip([None, *trunk], trunk, params):
-        src = graph.first_input(layer).source
-        if src != (None if prev is None else prev.name):
-            expected = "the network input" if prev is None else f"the output of {prev.name!r}"
-            found = "the network input" if src is None else f"the output of {src!r}"
-            raise mismatch(path, layer, "trunk", f"expected it to read {expected}, it reads {found}")
-        expect(path, layer, "trunk", p, dilation=(1, 1))
-
-    stem, sp = trunk[0], params[0]
-    alpha = sp.num_output / STEM_FILTERS
-    expect(path, stem, "stem", sp, kernel=(3, 3), stride=(2, 2), group=1)
-    stride2_padding = _padding(path, stem, "stem", sp)
-    if stride2_padding != "symmetric":
-        raise mismatch(path, stem, "stem", "expected pad 1 (the builder pads stride-2 convolutions)")
-
-    activations, convs = set(), []
-    features: dict[str, str] = {}
-
-    def unit(layer: Layer, p: ConvParams, role: str, keras: str, depthwise: bool) -> None:
-        act, folded = _activation(graph, layer, role)
-        activations.add(act)
-        convs.append(ConvMapping(layer.name, keras, depthwise, p.bias_term, layer.top[0], folded))
-
-    unit(stem, sp, "stem", "conv1", False)
-    channels = sp.num_output
-    for i, (filters, stride) in enumerate(MOBILENET_V1_BLOCKS, start=1):
-        dw, pw = trunk[2 * i - 1], trunk[2 * i]
-        dwp, pwp = params[2 * i - 1], params[2 * i]
-        role = f"MobileNetV1 block {i}, depthwise 3x3"
-        expect(path, dw, role, dwp, kernel=(3, 3), stride=(stride, stride), num_output=channels, group=channels, pad=(1, 1))
-        role = f"MobileNetV1 block {i}, pointwise 1x1"
-        expect(path, pw, role, pwp, kernel=(1, 1), stride=(1, 1), pad=(0, 0), group=1, num_output=int(filters * alpha))
-        unit(dw, dwp, f"MobileNetV1 block {i}, depthwise 3x3", f"conv_dw_{i}", True)
-        unit(pw, pwp, role, f"conv_pw_{i}", False)
-        features[pw.name] = f"block{i}"
-        channels = pwp.num_output
-
-    extras = []
-    for k in range(1, (len(trunk) - BACKBONE_CONVS) // 2 + 1):
-        index = BACKBONE_CONVS + 2 * (k - 1)
-        one, three = trunk[index], trunk[index + 1]
-        op, tp = params[index], params[index + 1]
-        role = f"extra stage {k}, 1x1"
-        expect(path, one, role, op, kernel=(1, 1), stride=(1, 1), pad=(0, 0), group=1)
-        unit(one, op, role, f"extra{k}_1x1", False)
-        role = f"extra stage {k}, 3x3"
-        expect(path, three, role, tp, kernel=(3, 3), group=1)
-        if tp.stride[0] != tp.stride[1] or tp.stride[0] not in (1, 2):
-            raise mismatch(path, three, role, f"expected stride 1 or 2, found {tp.stride}")
-        padding = _padding(path, three, role, tp)
-        unit(three, tp, role, f"extra{k}_3x3", False)
-        extras.append(ExtraSpec(bottleneck=op.num_output, filters=tp.num_output, kind="conv",
-                                stride=tp.stride[0], padding=padding))
-        features[three.name] = f"extra{k}"
-
-    if len(activations) > 1:
-        raise NetworkMismatchError(path, f"mixes activations {sorted(activations)}; the builder uses one for the whole network")
-    return Trunk(alpha, activations.pop(), stride2_padding, extras, convs, features)
+    _check_chain(graph, trunk, params)
+    units = _Units(graph)
+    alpha, block_features = _read_backbone(graph, trunk, params, units)
+    extras, extra_features = _read_extras(graph, trunk, params, units)
+    if len(units.activations) > 1:
+        raise NetworkMismatchError(path, f"mixes activations {sorted(units.activations)}; the builder uses one for the whole network")
+    # The builder pads every stride-2 3x3 convolution of the backbone the same way; Caffe's
+    # pad 1 is its "symmetric" padding (checked on the stem and each depthwise layer above).
+    return Trunk(alpha, units.activations.pop(), "symmetric", extras, units.convs, {**block_features, **extra_features})
