@@ -116,12 +116,24 @@ def model_digest(model: SSDModel) -> str:
     return h.hexdigest()[:32]
 
 
-def convert_to_litert(model: SSDModel) -> bytes:
-    """The inference graph of ``model`` as a LiteRT flatbuffer (needs TensorFlow)."""
+def keras_to_litert(graph: keras.Model) -> bytes:
+    """Convert a Keras 3 model with ``TFLiteConverter.from_keras_model`` (needs TensorFlow).
+
+    The converter exports a SavedModel first and prints its signature on stdout; that print
+    is swallowed here so command-line output stays readable.
+    """
+    import contextlib
+    import io
+
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(build_inference_model(model))
-    return converter.convert()
+    with contextlib.redirect_stdout(io.StringIO()):
+        return tf.lite.TFLiteConverter.from_keras_model(graph).convert()
+
+
+def convert_to_litert(model: SSDModel) -> bytes:
+    """The inference graph of ``model`` (network + softmax + decoding) as a LiteRT flatbuffer."""
+    return keras_to_litert(build_inference_model(model))
 
 
 def litert_bytes(model: SSDModel) -> bytes:
