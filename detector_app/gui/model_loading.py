@@ -1,0 +1,28 @@
+"""Loading a model for the GUI (run off the GUI thread: loading and warm-up take seconds).
+Qt-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model_store import DEFAULT_MODEL, RANDOM_WARNING, resolve_model
+from ..predictor import Predictor
+
+
+@dataclass
+class LoadedModel:
+    """A ready predictor. ``path``: the file (None for the random stand-in model);
+    ``warning``: what to tell the user (the random-model warning), or None."""
+
+    predictor: Predictor
+    path: str | None
+    warning: str | None = None
+
+
+def load_predictor(path: str | None) -> LoadedModel:
+    """Load ``path`` (None: the bundled default, else a random model), build and warm up its
+    predictor. Raises models.model_file.ModelFileError naming the file."""
+    resolved = resolve_model(path)
+    predictor = Predictor(resolved.model, source=resolved.path or "random model (untrained)")
+    warning = RANDOM_WARNING.format(path=DEFAULT_MODEL) if resolved.is_random else None
+    return LoadedModel(predictor, resolved.path, warning)

@@ -1,0 +1,50 @@
+"""Live loss and mAP curves of a training run (matplotlib in a Qt canvas)."""
+
+from __future__ import annotations
+
+from matplotlib.backends.backend_qt5agg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+
+from .training_progress import TrainingState
+
+# Per-epoch series drawn: (history key, axis, label).
+SERIES = (
+    ("train_loss", 0, "train loss"),
+    ("val_loss", 0, "val loss"),
+    ("val_map", 1, "val mAP"),
+)
+
+
+class TrainingPlots(FigureCanvasQTAgg):
+    def __init__(self):
+        self.figure = Figure(figsize=(4, 3.2), tight_layout=True)
+        super().__init__(self.figure)
+        self.loss_axis, self.map_axis = self.figure.subplots(2, 1, sharex=True)
+        self.setMinimumHeight(220)
+        self._drawn = (-1, -1)
+        self.show_state(TrainingState())
+
+    def show_state(self, state: TrainingState) -> None:
+        """Redraw if there is something new (an epoch or a step loss)."""
+        key = (len(state.history), len(state.step_losses))
+        if key == self._drawn:
+            return
+        self._drawn = key
+        axes = (self.loss_axis, self.map_axis)
+        for axis in axes:
+            axis.clear()
+            axis.grid(True, alpha=0.3)
+        if state.step_losses:
+            x, y = zip(*state.step_losses)
+            self.loss_axis.plot(x, y, color="0.7", linewidth=0.8, label="step loss")
+        for key_name, index, label in SERIES:
+            epochs, values = state.series(key_name)
+            if values:
+                axes[index].plot(epochs, values, marker="o", markersize=3, label=label)
+        self.loss_axis.set_ylabel("loss")
+        self.map_axis.set_ylabel("mAP")
+        self.map_axis.set_xlabel("epoch")
+        for axis in axes:
+            if axis.lines:
+                axis.legend(fontsize="small", loc="best")
+        self.draw_idle()

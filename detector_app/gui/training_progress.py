@@ -1,0 +1,257 @@
+"""Reading a training run's machine-readable progress, for the training panel. Qt-free.
+
+``main.py train`` appends one JSON object per line to ``RUN_DIR/progress.jsonl`` (see
+trainer/run_files.py): ``start``, ``step`` (about once a second), ``epoch``, ``checkpoint``
+and, at the end, ``done``, ``stopped`` or ``error``. :class:`ProgressReader` reads what was
+appended since the last call (a half-written last line waits for the next call) and
+:class:`TrainingState` folds the events into what the panel shows. Unknown events and
+missing fields are ignored, so the panel keeps working as the trainer grows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from ..model_store import ROOT
+
+PROGRESS_FILE = "progress.jsonl"
+SUMMARY_FILE = "summary.yaml"
+CONFIG_FILE = "config.yaml"
+# Model files a finished run leaves, best first.
+RUN_MODELS = ("best.keras", "last.keras")
+FINAL_STATES = ("done", "stopped", "error")
+
+
+def _first(record: dict[str, Any], *keys: str) -> Any:
+    """The first of ``keys`` present (not None) in ``record``."""
+    return next((record[k] for k in keys if record.get(k) is not None), None)
+
+
+@dataclass
+class TrainingState:
+    """What is known about a run. ``history``: one dict per finished epoch (epoch,
+    train_loss, val_loss, val_map, ...); ``status``: idle, running, done, stopped, error."""
+
+    status: str = "idle"
+    epoch: int = 0
+    epochs: int | None = None
+    step: int = 0
+    steps: int | None = None
+    loss: float | None = None
+    message: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    step_losses: list[tuple[float, float]] = field(default_factory=list)  # (fractional epoch, loss)
+    events: int = 0
+
+    def apply(self, record: dict[str, Any]) -> None:
+        """Fold one progress event in."""
+        self.events += 1
+        handler = EVENT_HANDLERS.get(str(record.get("event")))
+        if handler is not None:
+            handler(self, record)
+
+    @property
+    def fraction(self) -> float:
+        """Done part of the run in [0, 1] (epochs, refined by steps inside the epoch)."""
+        if not self.epochs:
+            return 0.0
+        inside = (self.step / self.steps) if self.steps else 0.0
+        done = len(self.history) if self.history else max(0, self.epoch - 1)
+        return min(1.0, (done + min(inside, 1.0)) / self.epochs)
+
+    def series(self, key: str) -> tuple[list[float], list[float]]:
+        """(epochs, values) of one per-epoch figure, skipping epochs without it."""
+        points = [(h.get("epoch"), h.get(key)) for h in self.history]
+        kept = [(e, v) for e, v in points if isinstance(e, (int, float)) and isinstance(v, (int, float))]
+        return [e for e, _ in kept], [v for _, v in kept]
+
+
+def _on_start(state: TrainingState, record: dict[str, Any]) -> None:
+    state.status = "running"
+    state.epochs = _first(record, "epochs", "total_epochs") or state.epochs
+    state.epoch = int(_first(record, "epoch", "start_epoch") or state.epoch or 0)
+    resumed = " (resumed)" if record.get("resumed") else ""
+    state.message = f"training started{resumed}"
+
+
+def _on_step(state: TrainingState, record: dict[str, Any]) -> None:
+    state.status = "running"
+    state.epoch = int(_first(record, "epoch") or state.epoch)
+    state.epochs = _first(record, "epochs") or state.epochs
+    state.step = int(_first(record, "step") or 0)
+    state.steps = _first(record, "steps", "steps_per_epoch") or state.steps
+    state.loss = _first(record, "loss", "train_loss")
+    if isinstance(state.loss, (int, float)) and state.steps:
+        state.step_losses.append((state.epoch - 1 + state.step / state.steps, float(state.loss)))
+
+
+def _on_epoch(state: TrainingState, record: dict[str, Any]) -> None:
+    state.status = "running"
+    epoch = int(_first(record, "epoch") or len(state.history) + 1)
+    state.epoch, state.step = epoch, 0
+    state.epochs = _first(record, "epochs") or state.epochs
+    entry = {k: v for k, v in record.items() if k not in ("event", "time")}
+    entry["epoch"] = epoch
+    # A resumed run repeats the epochs it redoes: keep the latest of each.
+    state.history = [h for h in state.history if h.get("epoch") != epoch] + [entry]
+    state.message = f"epoch {epoch}" + (f" of {state.epochs}" if state.epochs else "")
+
+
+def _on_end(status: str) -> Callable[[TrainingState, dict[str, Any]], None]:
+    def handle(state: TrainingState, record: dict[str, Any]) -> None:
+        state.status = status
+        state.message = str(_first(record, "message", "reason", "error") or status)
+
+    return handle
+
+
+EVENT_HANDLERS: dict[str, Callable[[TrainingState, dict[str, Any]], None]] = {
+    "start": _on_start,
+    "step": _on_step,
+    "epoch": _on_epoch,
+    "done": _on_end("done"),
+    "stopped": _on_end("stopped"),
+    "error": _on_end("error"),
+}
+
+
+class ProgressReader:
+    """Reads the lines appended to a progress file since the last :meth:`read`."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._offset = 0
+        self.bad_lines = 0
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        records = []
+        for line in complete.splitlines():
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                self.bad_lines += 1
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML mapping, or {} if the file is missing or unreadable."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def run_model(run_dir: str | os.PathLike) -> Path | None:
+    """The model file a run produced (best validation mAP first), if any."""
+    for name in RUN_MODELS:
+        path = Path(run_dir) / name
+        if path.is_file():
+            return path
+    return None
+
+
+def can_resume(run_dir: str | os.PathLike) -> bool:
+    """A run folder with a checkpoint and a recorded config can be continued."""
+    run = Path(run_dir)
+    return (run / CONFIG_FILE).is_file() and (run / "checkpoint.npz").is_file()
+
+
+def evaluation_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary as (name, value) rows: scalars first, then per-class figures."""
+    rows: list[tuple[str, str]] = []
+    nested: list[tuple[str, dict]] = []
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            nested.append((key, value))
+        elif isinstance(value, float):
+            rows.append((key, f"{value:.4f}"))
+        elif isinstance(value, (int, str, bool)) or value is None:
+            rows.append((key, str(value)))
+        elif isinstance(value, list) and len(value) <= 20:
+            rows.append((key, ", ".join(map(str, value))))
+    for key, table in nested:
+        for sub, value in table.items():
+            if not isinstance(value, (dict, list)):
+                rows.append((f"{key}: {sub}", f"{value:.4f}" if isinstance(value, float) else str(value)))
+    return rows
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+MAIN = ROOT / "main.py"
+
+
+def train_command(data: list[str], out: str, base_model: str | None, epochs: int,
+                  batch: int | None = None) -> list[str]:
+    """``python main.py train ...`` as an argument list (the documented flags)."""
+    args = [sys.executable, str(MAIN), "train"]
+    for folder in data:
+        args += ["--data", folder]
+    args += ["--out", out, "--epochs", str(epochs)]
+    if base_model:
+        args += ["--from", base_model]
+    if batch:
+        args += ["--batch", str(batch)]
+    return args
+
+
+def resume_command(run_dir: str) -> list[str] | None:
+    """Continue an interrupted run: ``train`` again with the settings it recorded (the
+    trainer resumes when ``--out`` holds a checkpoint). None if it cannot be resumed."""
+    if not can_resume(run_dir):
+        return None
+    config = read_yaml(Path(run_dir) / CONFIG_FILE)
+    recorded = config.get("settings", config)
+    data = recorded.get("data") or []
+    if isinstance(data, str):
+        data = [data]
+    epochs = recorded.get("epochs")
+    return train_command([str(d) for d in data], str(run_dir), recorded.get("from_model"),
+                         int(epochs) if isinstance(epochs, int) else 30,
+                         recorded.get("batch_size") if isinstance(recorded.get("batch_size"), int) else None)
+
+
+def check_data_command(folders: list[str], json_path: str, model: str | None = None) -> list[str]:
+    args = [sys.executable, str(MAIN), "check-data", *folders, "--json", json_path, "--quiet"]
+    if model:
+        args += ["--model", model]
+    return args
+
+
+def data_summary(report: dict[str, Any]) -> list[str]:
+    """The check-data report (trainer/report.py) as a few lines for the panel."""
+    totals = report.get("totals", {})
+    per_class = totals.get("objects_per_class", {}) or {}
+    kinds = report.get("issue_kinds", {}) or {}
+    issues = totals.get("issues", {}) or {}
+    lines = [
+        f"{totals.get('images', 0)} images, {totals.get('objects', 0)} objects in {totals.get('folders', 0)} folder(s)",
+        "classes: " + (", ".join(f"{name} {count}" for name, count in per_class.items()) or "none"),
+        f"images without objects: {totals.get('images_without_objects', 0)}",
+    ]
+    if issues:
+        lines.append("problems: " + ", ".join(f"{kinds.get(k, k)} {v}" for k, v in issues.items()))
+        examples = [i for f in report.get("folders", []) for i in f.get("issues", [])][:5]
+        lines += [f"  {i.get('file', '?')}: {i.get('message', '')}" for i in examples]
+    else:
+        lines.append("problems: none")
+    return lines

@@ -1,0 +1,296 @@
+"""The main window, offscreen (pytest-qt): frames with overlays, sliders and class filter,
+recording, snapshots and export, bad sources, model swap, stream reconnection, clean close."""
+
+from __future__ import annotations
+
+import json
+import threading
+import xml.etree.ElementTree as ET
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PyQt5.QtCore import QThread  # noqa: E402
+
+from detector_app.gui.main_window import MainWindow  # noqa: E402
+from detector_app.gui.model_loading import LoadedModel  # noqa: E402
+from detector_app.predictor import Predictor  # noqa: E402
+from tests.media import write_video  # noqa: E402
+from tools.mjpeg_server import MjpegServer  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+# Class probabilities the test models give every default box (background first).
+DOG_MODEL = {"background": 0.05, "dog": 0.6, "cat": 0.3, "person": 0.05}
+COW_MODEL = {"background": 0.05, "cow": 0.9, "sheep": 0.05}
+
+
+def predictable_model(probs: dict[str, float]):
+    """A tiny seed model whose every default box has the class probabilities ``probs`` and
+    no offset (boxes are the default boxes), so what is drawn follows from the thresholds."""
+    from models import build_model, seed_spec
+
+    classes = [c for c in probs if c != "background"]
+    model = build_model(seed_spec(classes, alpha=0.25))
+    logits = np.log(np.array([probs["background"], *(probs[c] for c in classes)], np.float32))
+    for layer in model.layers:
+        if not layer.name.startswith(("cls_", "box_")) or len(layer.get_weights()) != 2:
+            continue
+        kernel, bias = layer.get_weights()
+        if layer.name.startswith("cls_"):
+            bias = np.tile(logits, bias.size // logits.size)
+        else:
+            bias = np.zeros_like(bias)
+        layer.set_weights([np.zeros_like(kernel), bias])
+    return model
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory):
+    from models.model_file import save_model
+
+    folder = tmp_path_factory.mktemp("models")
+    return {"dog": str(save_model(predictable_model(DOG_MODEL), folder / "dogs.keras")),
+            "cow": str(save_model(predictable_model(COW_MODEL), folder / "cows.keras"))}
+
+
+@pytest.fixture(scope="session")
+def dog_predictor(model_files):
+    return Predictor.from_file(model_files["dog"])
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("media") / "clip.avi", frames=64, size=(320, 240))
+
+
+def pipeline_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "inference-worker" or t.name.startswith("capture:")]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch, dog_predictor):
+    monkeypatch.setenv("DETECTOR_APP_CONFIG_DIR", str(tmp_path / "config"))
+    win = MainWindow(settings_file=str(tmp_path / "config" / "settings.yaml"),
+                     registry=str(tmp_path / "config" / "models.yaml"), find_cameras=False)
+    qtbot.addWidget(win)
+    win.outputs.output_dir = tmp_path / "out"
+    win.show()
+    win.use_model(LoadedModel(dog_predictor, dog_predictor.source))
+    yield win
+    win.close()
+    assert not pipeline_threads(), "closing the window stops the capture and inference threads"
+    assert not any(t.isRunning() for t in win.tasks.threads())
+
+
+def play(qtbot, win: MainWindow, source: str, frames: int = 3, realtime: bool = True) -> None:
+    win.set_realtime(realtime)
+    win.open_source_text(source)
+    qtbot.waitUntil(lambda: win.meter.shown >= frames, timeout=20000)
+
+
+def next_result(qtbot, win: MainWindow):
+    """The first result shown after now (a change applies from the next frame)."""
+    seen = win.last_result.id if win.last_result else -1
+    qtbot.waitUntil(lambda: win.last_result is not None and win.last_result.id > seen, timeout=10000)
+    return win.last_result
+
+
+def settled_result(qtbot, win: MainWindow):
+    """The frame shown once a paused file has re-detected after every change made."""
+    next_result(qtbot, win)
+    processed = -1
+    while processed != win.bridge.pipeline.stats().processed:
+        processed = win.bridge.pipeline.stats().processed
+        qtbot.wait(250)
+    return win.last_result
+
+
+def test_video_frames_arrive_with_overlays(qtbot, window, clip):
+    play(qtbot, window, str(clip), frames=8)
+    result = window.last_result
+    assert result.detections is not None and len(result.detections) > 0
+    assert set(result.detections.names) == {"dog"}  # confidence 0.5: dogs (0.6), not cats (0.3)
+    assert not np.array_equal(window.view.image(), result.frame.image), "boxes are drawn"
+    assert result.image.shape == (240, 320, 3)
+    assert {"capture", "preprocess", "inference", "postprocess", "draw"} <= set(result.stage_ms)
+    qtbot.waitUntil(lambda: "FPS" in window.stats_label.text(), timeout=3000)
+    text = window.stats_label.text()
+    for word in ("capture", "inference", "display", "dropped", "latency", "pre", "inf", "post", "draw"):
+        assert word in text
+    assert "CPU" in window.device_label.text() or "GPU" in window.device_label.text()
+    assert window.meter.figures().latency_ms["p50"] > 0
+
+
+def test_view_keeps_the_aspect_ratio(qtbot, window, clip):
+    play(qtbot, window, str(clip))
+    for size in ((900, 300), (300, 900)):
+        window.view.resize(*size)
+        rect = window.view.image_rect()
+        assert rect.width() / rect.height() == pytest.approx(320 / 240, rel=0.02)
+        assert rect.width() <= window.view.width() and rect.height() <= window.view.height()
+
+
+def test_sliders_and_class_filter_change_what_is_drawn(qtbot, window, clip):
+    play(qtbot, window, str(clip))
+    window.set_playing(False)  # a paused file re-detects its frame when a setting changes
+    drawn_before = window.view.image().copy()
+
+    window.thresholds.conf.set_value(0.2)
+    result = settled_result(qtbot, window)
+    assert set(result.detections.names) == {"dog", "cat"}
+    assert not np.array_equal(window.view.image(), drawn_before)
+
+    window.thresholds.conf.set_value(0.7)
+    assert len(settled_result(qtbot, window).detections) == 0
+
+    window.thresholds.conf.set_value(0.5)
+    window.thresholds.iou.set_value(0.3)
+    few = len(settled_result(qtbot, window).detections)
+    window.thresholds.iou.set_value(1.0)
+    many = len(settled_result(qtbot, window).detections)
+    assert many > few > 0, "a looser NMS keeps more overlapping boxes"
+
+    window.thresholds.iou.set_value(0.45)
+    window.thresholds.conf.set_value(0.2)
+    window.class_filter.set_checked("dog", False)
+    qtbot.waitUntil(lambda: set(window.last_result.detections.names) == {"cat"}, timeout=10000)
+    assert window.settings.hidden_classes == ["dog"]
+
+
+def test_play_pause_step_and_seek(qtbot, window, clip):
+    play(qtbot, window, str(clip))
+    window.set_playing(False)
+    qtbot.wait(200)
+    index = window.last_result.frame.index
+    window.step_frame()
+    assert next_result(qtbot, window).frame.index == index + 1
+    window.seek_to(40)
+    assert next_result(qtbot, window).frame.index == 40
+    window.set_playing(True)
+    qtbot.waitUntil(lambda: window.last_result.frame.index >= 45, timeout=10000)
+
+
+def test_recording_writes_a_video_that_reads_back(qtbot, window, clip, tmp_path):
+    play(qtbot, window, str(clip), realtime=False)
+    window.set_playing(False)
+    window.seek_to(0)
+    assert window.outputs.start_recording(tmp_path / "rec.mp4")
+    assert window.actions_by_name["record"].isChecked()
+    window.set_playing(True)
+    qtbot.waitUntil(lambda: window._at_end and window.last_result.frame.index == 63, timeout=20000)
+    path = window.outputs.stop_recording()
+    assert path == tmp_path / "rec.mp4" and not window.actions_by_name["record"].isChecked()
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    cap.release()
+    assert len(frames) >= 60 and frames[0].shape == (240, 320, 3)
+
+
+def test_snapshot_and_export(qtbot, window, clip, tmp_path):
+    play(qtbot, window, str(clip), realtime=False)
+    window.set_playing(False)
+    qtbot.wait(300)  # the frame in flight when pausing is logged too
+    files = window.outputs.snapshot(window.last_result, tmp_path / "snaps")
+    assert files.annotated.is_file() and files.image.is_file()
+    assert cv2.imread(str(files.annotated)).shape == (240, 320, 3)
+    root = ET.parse(files.xml).getroot()
+    assert root.findtext("filename") == files.image.name
+    names = [o.findtext("name") for o in root.iter("object")]
+    assert names and set(names) == {"dog"}
+
+    frames = window.outputs.export(tmp_path / "run.jsonl")
+    lines = (tmp_path / "run.jsonl").read_text().splitlines()
+    assert frames == len(lines) == len(window.outputs.run_log) > 0
+    record = json.loads(lines[0])
+    assert set(record) == {"frame", "time_s", "detections"} and record["detections"][0]["class"] == "dog"
+    assert window.outputs.export(tmp_path / "run.csv") == frames
+    assert (tmp_path / "run.csv").read_text().startswith("frame,time_s,file,class,score")
+
+
+def test_a_bad_file_shows_an_error_and_the_window_still_works(qtbot, window, clip, tmp_path):
+    bad = tmp_path / "broken.avi"
+    bad.write_bytes(b"this is not a video" * 100)
+    window.open_source_text(str(bad))
+    qtbot.waitUntil(lambda: "broken.avi" in window.messages.text(), timeout=10000)
+    assert window.messages.level == "error"
+    play(qtbot, window, str(clip))
+    assert window.last_result.frame.image.shape == (240, 320, 3)
+
+
+def test_a_camera_that_does_not_exist_shows_an_error(qtbot, window, clip):
+    play(qtbot, window, str(clip))
+    window.open_source_text("99")
+    qtbot.waitUntil(lambda: "camera 99" in window.messages.text(), timeout=10000)
+    assert "keeps running" in window.messages.text()
+    assert window.bridge.pipeline is not None and window.bridge.pipeline.running
+    index = window.last_result.id
+    qtbot.waitUntil(lambda: window.last_result.id > index, timeout=5000)
+
+
+def test_swapping_the_model_mid_stream(qtbot, window, clip, model_files, tmp_path):
+    play(qtbot, window, str(clip), realtime=True)
+    with qtbot.waitSignal(window.modelReady, timeout=60000):
+        window.load_model(model_files["cow"])
+    window.set_playing(True)  # from the start again if the clip ended while the model loaded
+    result = next_result(qtbot, window)
+    assert result.model == model_files["cow"] and set(result.detections.names) == {"cow"}
+    assert [window.class_filter.list.item(i).text() for i in range(window.class_filter.list.count())] == ["cow", "sheep"]
+
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes(b"PK\x03\x04 not really a zip")
+    window.load_model(str(damaged))
+    qtbot.waitUntil(lambda: "damaged.keras" in window.messages.text(), timeout=20000)
+    assert "keeps running" in window.messages.text()
+    window.seek_to(0)
+    window.set_playing(True)
+    assert next_result(qtbot, window).model == model_files["cow"]
+
+
+def test_a_stream_that_drops_reconnects(qtbot, window):
+    server = MjpegServer(fps=30).start()
+    try:
+        play(qtbot, window, server.url)
+        assert window.playback.position.text() == "live"
+        server.stop()
+        qtbot.waitUntil(lambda: "reconnecting" in window.messages.text(), timeout=15000)
+        server.start()
+        qtbot.waitUntil(lambda: "reconnected" in window.statusBar().currentMessage()
+                        or window.bridge.pipeline.stats().reconnects > 0, timeout=20000)
+        shown = window.meter.shown
+        qtbot.waitUntil(lambda: window.meter.shown > shown, timeout=10000)
+        window.close_source()
+    finally:
+        server.stop()
+
+
+def test_settings_are_kept(qtbot, window, clip, tmp_path):
+    play(qtbot, window, str(clip))
+    window.thresholds.conf.set_value(0.35)
+    window.close()
+    again = MainWindow(settings_file=window.settings_file, registry=str(tmp_path / "config" / "models.yaml"),
+                       find_cameras=False)
+    qtbot.addWidget(again)
+    try:
+        assert again.thresholds.values()[0] == pytest.approx(0.35)
+        assert again.settings.last_source == str(clip)
+        assert again.settings.window_geometry
+    finally:
+        again.close()
+
+
+def test_closing_mid_stream_leaves_no_thread_running(qtbot, window, clip):
+    play(qtbot, window, str(clip), realtime=False)
+    window.outputs.start_recording()
+    window.close()
+    assert not pipeline_threads()
+    assert not any(isinstance(t, QThread) and t.isRunning() for t in window.tasks.threads())
+    assert not window.outputs.recording
