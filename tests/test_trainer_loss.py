@@ -1,0 +1,170 @@
+"""Target matching and the SSD loss (hand-checked), the class mask, and the JAX backend."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainer_helpers import tiny_spec
+
+from models import centers_to_corners, decode, default_boxes, pairwise_iou
+from trainer.loss import LossConfig, ssd_loss
+from trainer.targets import TargetEncoder, match
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _np(x) -> float:
+    return float(np.asarray(x))
+
+
+def test_every_object_gets_its_best_default_box_and_all_above_half():
+    spec = tiny_spec(["a", "b"])
+    encoder = TargetEncoder(spec)
+    priors = centers_to_corners(default_boxes(spec))
+    gt = np.array([[0.1, 0.1, 0.5, 0.6], [0.62, 0.64, 0.66, 0.69]], np.float32)  # the second is tiny
+    labels = np.array([1, 2])
+    box_t, cls_t = encoder(gt, labels)
+    iou = pairwise_iou(gt, priors)
+    assert iou[1].max() < 0.5  # no default box reaches 0.5 with the tiny object ...
+    assert cls_t[iou[1].argmax()] == 2  # ... it still owns its best one
+    expected_pos = (iou.max(axis=0) >= 0.5) | np.isin(np.arange(len(priors)), iou.argmax(axis=1))
+    np.testing.assert_array_equal(cls_t > 0, expected_pos)
+    assert set(cls_t[iou[0] >= 0.5]) == {1}
+    # the encoded offsets decode back to the matched ground truth
+    pos = np.flatnonzero(cls_t)
+    back = decode(box_t[pos], default_boxes(spec)[pos], spec.variances)
+    matched, _ = match(gt, priors)
+    np.testing.assert_allclose(back, gt[matched[pos]], atol=1e-5)
+
+
+def test_no_objects_means_all_background():
+    encoder = TargetEncoder(tiny_spec(["a"]))
+    box_t, cls_t = encoder(np.zeros((0, 4)), np.zeros((0,)))
+    assert not cls_t.any() and not box_t.any() and cls_t.dtype == np.int32
+
+
+def _manual_loss(deltas, logits, box_t, cls_t, ratio=3, min_neg=3):
+    """The SSD loss written out with loops, for one batch (numpy float64)."""
+    total_conf = total_loc = 0.0
+    n_pos = max(int((cls_t > 0).sum()), 1)
+    for b in range(len(cls_t)):
+        z = logits[b] - logits[b].max(axis=-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        ce = -logp[np.arange(len(cls_t[b])), cls_t[b]]
+        pos = cls_t[b] > 0
+        d = np.abs(deltas[b] - box_t[b])
+        total_loc += np.where(d < 1, 0.5 * d * d, d - 0.5)[pos].sum()
+        k = min(max(ratio * pos.sum(), min_neg), (~pos).sum())
+        neg_losses = np.sort(ce[~pos])[::-1][:k]
+        total_conf += ce[pos].sum() + neg_losses.sum()
+    return (total_conf + total_loc) / n_pos, total_loc / n_pos, total_conf / n_pos
+
+
+def test_loss_matches_a_hand_computation():
+    rng = np.random.default_rng(0)
+    b, n, c = 3, 40, 4
+    deltas = rng.normal(size=(b, n, 4)).astype(np.float32) * 2
+    logits = rng.normal(size=(b, n, c)).astype(np.float32) * 3
+    box_t = rng.normal(size=(b, n, 4)).astype(np.float32)
+    cls_t = np.zeros((b, n), np.int32)
+    cls_t[0, [1, 5, 9]] = [1, 2, 3]
+    cls_t[1, [0]] = [2]  # image 2 has no objects: min_negatives apply
+    total, loc, conf = ssd_loss(deltas, logits, box_t, cls_t)
+    want = _manual_loss(deltas.astype(np.float64), logits.astype(np.float64), box_t, cls_t)
+    np.testing.assert_allclose([_np(total), _np(loc), _np(conf)], want, rtol=1e-5)
+
+
+def test_image_without_objects_gives_a_finite_loss():
+    n, c = 50, 3
+    logits = np.random.default_rng(1).normal(size=(1, n, c)).astype(np.float32)
+    total, loc, conf = ssd_loss(np.zeros((1, n, 4), np.float32), logits, np.zeros((1, n, 4), np.float32),
+                                np.zeros((1, n), np.int32))
+    assert np.isfinite(_np(total)) and _np(loc) == 0.0 and _np(conf) > 0.0
+    total0, _, _ = ssd_loss(np.zeros((1, n, 4), np.float32), logits, np.zeros((1, n, 4), np.float32),
+                            np.zeros((1, n), np.int32), config=LossConfig(min_negatives=0))
+    assert _np(total0) == 0.0
+
+
+def test_class_mask_removes_unlabelled_classes_from_the_softmax():
+    rng = np.random.default_rng(2)
+    n, c = 30, 4  # background + 3 classes; the image's source labels only class 1
+    logits = rng.normal(size=(1, n, c)).astype(np.float32)
+    cls_t = np.zeros((1, n), np.int32)
+    cls_t[0, 3] = 1
+    args = (np.zeros((1, n, 4), np.float32), np.zeros((1, n, 4), np.float32), cls_t)
+    mask = np.array([[1, 1, 0, 0]], np.float32)
+    base = _np(ssd_loss(args[0], logits, args[1], args[2], mask)[0])
+    louder = logits.copy()
+    louder[..., 2:] += 50.0  # unlabelled classes scream everywhere: no effect with the mask
+    assert _np(ssd_loss(args[0], louder, args[1], args[2], mask)[0]) == pytest.approx(base, rel=1e-6)
+    assert _np(ssd_loss(args[0], louder, args[1], args[2], None)[0]) > base + 10
+    # equal to the loss of a model that has only background and class 1
+    two = _np(ssd_loss(args[0], logits[..., :2], args[1], args[2], None)[0])
+    assert two == pytest.approx(base, rel=1e-6)
+
+
+def test_gradient_of_masked_logits_is_zero():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    logits = tf.Variable(rng.normal(size=(1, 20, 3)).astype(np.float32))
+    cls_t = np.zeros((1, 20), np.int32)
+    cls_t[0, 2] = 1
+    with tf.GradientTape() as tape:
+        total, _, _ = ssd_loss(np.zeros((1, 20, 4), np.float32), logits, np.zeros((1, 20, 4), np.float32), cls_t,
+                               np.array([[1, 1, 0]], np.float32))
+    grad = tape.gradient(total, logits).numpy()
+    assert np.all(grad[..., 2] == 0) and np.any(grad[..., :2] != 0)
+
+
+JAX_SCRIPT = r"""
+import sys, numpy as np, keras
+sys.path.insert(0, "tests")
+assert keras.backend.backend() == "jax"
+from trainer_helpers import tiny_spec
+from models import build_model
+from trainer.loss import ssd_loss
+from trainer.training_model import SSDTrainer
+from trainer.targets import TargetEncoder
+d = np.load(sys.argv[1])
+total, loc, conf = ssd_loss(d["deltas"], d["logits"], d["box_t"], d["cls_t"], d["mask"])
+np.testing.assert_allclose([float(total), float(loc), float(conf)], d["expected"], rtol=1e-5)
+spec = tiny_spec(["a", "b"])
+keras.utils.set_random_seed(0)
+trainer = SSDTrainer(build_model(spec))
+trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+rng = np.random.default_rng(0)
+images = rng.integers(0, 255, (4, 128, 128, 3), dtype=np.uint8)
+enc = TargetEncoder(spec)
+targets = [enc(np.array([[0.2, 0.2, 0.6, 0.7]]), np.array([1 + i % 2])) for i in range(4)]
+y = (np.stack([t[0] for t in targets]), np.stack([t[1] for t in targets]), np.ones((4, 3), np.float32))
+losses = [trainer.train_on_batch(images, y, return_dict=True)["loss"] for _ in range(8)]
+assert all(np.isfinite(losses)), losses
+assert losses[-1] < losses[0], losses
+print("ok", losses[0], losses[-1])
+"""
+
+
+@pytest.mark.slow
+def test_loss_and_training_step_run_on_jax(tmp_path):
+    pytest.importorskip("jax")
+    rng = np.random.default_rng(4)
+    b, n, c = 2, 30, 3
+    data = {"deltas": rng.normal(size=(b, n, 4)).astype(np.float32),
+            "logits": rng.normal(size=(b, n, c)).astype(np.float32),
+            "box_t": rng.normal(size=(b, n, 4)).astype(np.float32),
+            "cls_t": (rng.random((b, n)) < 0.1).astype(np.int32),
+            "mask": np.array([[1, 1, 0], [1, 1, 1]], np.float32)}
+    expected = [_np(v) for v in ssd_loss(data["deltas"], data["logits"], data["box_t"], data["cls_t"], data["mask"])]
+    np.savez(tmp_path / "loss.npz", expected=np.array(expected), **data)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path / "loss.npz")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ok" in proc.stdout

@@ -1,0 +1,198 @@
+"""Training runs on generated folders: loss goes down, run files, exact resume, fine-tuning,
+the command line, a NaN stop, and (slow) overfitting to mAP >= 0.9."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from trainer_helpers import make_voc_folder, tiny_spec, write_spec_yaml
+
+import main
+from models import build_model
+from models.model_file import load_model, save_model
+from trainer.config import TrainConfig
+from trainer.evaluate import evaluate_detections
+from trainer.finetune import transfer_weights
+from trainer.inference import detect_samples
+from trainer.loop import RunHooks, train
+from trainer.scan import scan_folders
+
+CLASSES = ["bluedisc", "redbox"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trainer_data")
+    folder = make_voc_folder(root / "voc", 16, seed=1)
+    spec = write_spec_yaml(root / "spec.yaml", CLASSES)
+    return folder, spec
+
+
+def config(data, out, **overrides) -> TrainConfig:
+    folder, spec = data
+    values = dict(data=(str(folder),), out=str(out), spec_file=str(spec), epochs=3, batch_size=4, val_split=0.25,
+                  optimizer="adam", lr=1e-3, workers=2, progress_bar=False)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def test_training_lowers_the_loss_and_writes_the_run_folder(data, tmp_path):
+    out = tmp_path / "run"
+    result = train(config(data, out, epochs=4), log=quiet)
+    assert result.status == "finished" and result.epochs_done == 4
+    losses = [h["train_loss"] for h in result.history]
+    assert all(np.isfinite(losses)) and losses[-1] < 0.9 * losses[0], losses
+    for name in ("best.keras", "last.keras", "checkpoint.npz", "log.csv", "loss.png", "map.png", "summary.yaml",
+                 "progress.jsonl", "config.yaml", "val_images.txt", "train_images.txt", "data_report.json"):
+        assert (out / name).is_file(), name
+    model = load_model(out / "best.keras")
+    assert model.class_names == tuple(CLASSES)
+    summary = yaml.safe_load((out / "summary.yaml").read_text())
+    assert summary["status"] == "finished" and summary["classes"] == CLASSES
+    assert summary["images"] == {"train": 12, "val": 4} and summary["epochs_done"] == 4
+    assert summary["best_val_map"] is not None and summary["time_s"] > 0
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4] and rows[0]["val_map"] != ""
+    events = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("epoch") == 4 and "step" in kinds
+    assert len((out / "val_images.txt").read_text().splitlines()) == 4
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp*"))
+
+
+def _weights(path: Path) -> list[np.ndarray]:
+    return load_model(path).get_weights()
+
+
+def test_resume_continues_to_the_same_weights(data, tmp_path):
+    straight = train(config(data, tmp_path / "a", optimizer="sgd", lr=0.01), log=quiet)
+    calls = {"n": 0}
+
+    def stop_in_epoch_two() -> bool:
+        calls["n"] += 1
+        return calls["n"] == 5  # 3 steps per epoch: stop after step 2 of epoch 2
+
+    cut = train(config(data, tmp_path / "b", optimizer="sgd", lr=0.01), hooks=RunHooks(should_stop=stop_in_epoch_two),
+                log=quiet)
+    assert cut.status == "stopped" and cut.epochs_done == 1
+    lines = []
+    resumed = train(config(data, tmp_path / "b", optimizer="sgd", lr=0.01), resuming=True, log=lines.append)
+    assert resumed.status == "finished" and any("resuming" in line and "step 3" in line for line in lines)
+    for a, b in zip(_weights(tmp_path / "a" / "last.keras"), _weights(tmp_path / "b" / "last.keras")):
+        np.testing.assert_array_equal(a, b)
+    assert [h["train_loss"] for h in straight.history] == [h["train_loss"] for h in resumed.history]
+    assert [h["val_map"] for h in straight.history] == [h["val_map"] for h in resumed.history]
+
+
+def test_finetuning_carries_backbone_boxes_and_matching_classes(data, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    source = build_model(tiny_spec(["greenbox", "redbox", "cat"]))
+    target = build_model(tiny_spec(["bluedisc", "redbox"]))
+    before = {l.name: [w.copy() for w in l.get_weights()] for l in target.layers}
+    report = transfer_weights(source, target)
+    assert report.carried_classes == ["redbox"] and report.new_classes == ["bluedisc"]
+    assert report.dropped_classes == ["greenbox", "cat"]
+    src = {l.name: l.get_weights() for l in source.layers}
+    for layer in target.layers:
+        got = layer.get_weights()
+        if not got:
+            continue
+        if not layer.name.startswith("cls_"):
+            for a, b in zip(got, src[layer.name]):
+                np.testing.assert_array_equal(a, b)
+            continue
+        kernel, old_kernel, fresh = got[0], src[layer.name][0], before[layer.name][0]
+        boxes = kernel.shape[-1] // 3
+        k = kernel.reshape(kernel.shape[:-1] + (boxes, 3))
+        o = old_kernel.reshape(old_kernel.shape[:-1] + (boxes, 4))
+        f = fresh.reshape(fresh.shape[:-1] + (boxes, 3))
+        np.testing.assert_array_equal(k[..., 0], o[..., 0])  # background
+        np.testing.assert_array_equal(k[..., 2], o[..., 2])  # redbox: column 2 in both
+        np.testing.assert_array_equal(k[..., 1], f[..., 1])  # bluedisc: new, keeps its fresh init
+
+    # a run from that model with a frozen backbone leaves the backbone untouched
+    save_model(source, tmp_path / "source.keras")
+    folder, _ = data
+    cfg = TrainConfig(data=(str(folder),), out=str(tmp_path / "ft"), from_model=str(tmp_path / "source.keras"),
+                      epochs=1, batch_size=4, val_split=0.25, freeze_backbone_epochs=1, workers=2, progress_bar=False)
+    assert train(cfg, log=quiet).status == "finished"
+    tuned = load_model(tmp_path / "ft" / "last.keras")
+    assert tuned.class_names == ("bluedisc", "redbox")
+    for name in ("conv1", "conv_pw_13", "conv_pw_13_bn"):
+        for a, b in zip(tuned.get_layer(name).get_weights(), source.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(tuned.get_layer("box_block13").get_weights()[0],
+                              source.get_layer("box_block13").get_weights()[0])
+
+
+def test_command_line_train_resume_eval_and_user_errors(data, tmp_path, capsys):
+    folder, spec = data
+    other = make_voc_folder(tmp_path / "discs", 6, classes=("bluedisc",), seed=9)  # labels only bluedisc
+    run = tmp_path / "run"
+    common = ["train", "--data", str(folder), "--data", str(other), "--out", str(run), "--spec", str(spec),
+              "--batch", "4", "--no-progress", "--workers", "2"]
+    args = common + ["--epochs", "1"]
+    assert main.main(args) == 0
+    out = capsys.readouterr().out
+    assert "class masks on" in out and "epoch 1/1" in out
+    assert yaml.safe_load((run / "config.yaml").read_text())["resolved"]["class_mask"] is True
+
+    assert main.main(args) == 0  # the same command again: finished already
+    assert "nothing to do" in capsys.readouterr().out
+    assert main.main(common + ["--epochs", "5"]) == 2  # a finished run cannot change its settings
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(run) in err[0] and "--epochs 5" in err[0]
+
+    report = tmp_path / "eval.json"
+    assert main.main(["eval", "--data", str(folder), "--model", str(run / "best.keras"), "--json", str(report),
+                      "--no-progress", "--images", str(run / "val_images.txt")]) == 0
+    figures = json.loads(report.read_text())
+    assert figures["classes"] == CLASSES and figures["images"] >= 1
+    assert {"map", "map_voc07", "per_class"} <= set(figures)
+    assert {"ap", "ap_voc07", "pr_curve", "positives"} <= set(figures["per_class"][0])
+    assert (tmp_path / "eval_pr.png").is_file()
+    capsys.readouterr()
+
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a model")
+    assert main.main(["eval", "--data", str(folder), "--model", str(junk)]) == 2
+    assert main.main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r2")]) == 2
+    assert main.main(["train", "--data", str(folder), "--out", str(tmp_path / "r3"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "junk.keras" in err[0] and "missing: no such folder" in err[1] and "--resume" in err[2]
+
+
+def test_nan_loss_stops_with_a_clear_message(data, tmp_path):
+    out = tmp_path / "nan"
+    result = train(config(data, out, optimizer="sgd", lr=1e30, warmup_epochs=0, val_split=0.0), log=quiet)
+    assert result.status == "diverged"
+    assert "the loss became nan" in result.message and "--lr" in result.message
+    last = json.loads((out / "progress.jsonl").read_text().splitlines()[-1])
+    assert last["event"] == "error" and "nan" in last["message"]
+    assert not (out / "best.keras").exists()
+
+
+@pytest.mark.slow
+def test_overfits_a_handful_of_images(tmp_path):
+    folder = make_voc_folder(tmp_path / "few", 16, seed=1)
+    spec = write_spec_yaml(tmp_path / "spec.yaml", CLASSES)
+    cfg = TrainConfig(data=(str(folder),), out=str(tmp_path / "run"), spec_file=str(spec), epochs=60, batch_size=8,
+                      val_split=0.0, optimizer="adam", lr=2e-3, augment=False, weight_decay=0.0, workers=2,
+                      progress_bar=False)
+    assert train(cfg, log=quiet).status == "finished"
+    model = load_model(tmp_path / "run" / "best.keras")
+    samples = scan_folders([folder])[0].samples
+    result = evaluate_detections(samples, detect_samples(model, samples, 8, 2), model.class_names)
+    assert result.map >= 0.9, result.to_dict(curves=False)

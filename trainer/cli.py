@@ -1,0 +1,303 @@
+"""``check-data``, ``train`` and ``eval`` on the command line.
+
+Only the standard library is imported at module level, so ``main.py --help`` stays instant;
+NumPy, OpenCV and Keras load inside the ``run_*`` functions. A user error (missing folder,
+no images, bad model file, bad class list) prints one line naming the item on stderr and
+returns exit status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable
+
+USER_ERROR = 2
+
+
+def _default_workers() -> int:
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from models.model_file import ModelFileError
+    from models.spec import SpecError
+
+    from .errors import DataError
+
+    return (DataError, ModelFileError, SpecError)
+
+
+def _guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; user errors become one line on stderr and exit status 2."""
+    try:
+        user_errors = _user_error_types()
+    except ImportError as exc:  # a broken install is not the user's data, but say it plainly
+        print(f"error: cannot load the model code ({exc})", file=sys.stderr)
+        return USER_ERROR
+    try:
+        return run(args)
+    except user_errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USER_ERROR
+
+
+def _model_or_layout_spec(model: str | None, layout: str, classes):
+    """The spec a command compares the data with: the model file's, else a preset layout's."""
+    from models.layouts import LAYOUTS
+    from models.model_file import read_spec
+
+    if model:
+        return read_spec(model)
+    return LAYOUTS[layout](list(classes) if classes else ["object"])
+
+
+# -- check-data ---------------------------------------------------------------------------
+
+
+def add_check_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folders", nargs="+", metavar="DIR",
+                        help="labelled folders: VOC2007 (Annotations/, JPEGImages/) or labelImg "
+                             "(images/ + annotations/, or images with their .xml side by side)")
+    parser.add_argument("--json", metavar="FILE", help="also write the full report as JSON (every problem, every file)")
+    parser.add_argument("--classes", metavar="NAMES|FILE",
+                        help="the known classes: 'helmet,head' or a YAML list; others are reported as unknown")
+    parser.add_argument("--model", metavar="FILE",
+                        help="a model file: its classes are the known ones and its default boxes are "
+                             "compared with the box sizes")
+    parser.add_argument("--layout", choices=("seed", "caffe"), default="seed",
+                        help="default boxes to compare box sizes with when no --model is given (default: seed)")
+    parser.add_argument("--all", action="store_true", help="list every problem (default: 10 per kind and folder)")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 when any problem is found")
+    parser.add_argument("--workers", type=int, default=_default_workers(), help="reading threads")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors (with --json)")
+
+
+def _check_data(args: argparse.Namespace) -> int:
+    from .atomic import write_text_atomic
+    from .classes import parse_classes
+    from .folders import discover
+    from .report import data_report, format_report
+    from .scan import scan_folders
+
+    for folder in args.folders:  # fail fast, before the model code loads
+        discover(folder)
+    known = parse_classes(args.classes) if args.classes else None
+    spec = _model_or_layout_spec(args.model, args.layout, known)
+    if known is None and args.model:
+        known = spec.class_names
+    scans = scan_folders(args.folders, known, workers=args.workers, progress=not args.quiet and sys.stderr.isatty())
+    report = data_report(scans, spec, known, args.model)
+    if args.json:
+        write_text_atomic(args.json, json.dumps(report, indent=1))
+    if not args.quiet:
+        print(format_report(report, limit=None if args.all else 10))
+        if args.json:
+            print(f"report written to {args.json}")
+    return 1 if (args.strict and not report["ok"]) else 0
+
+
+def run_check_data(args: argparse.Namespace) -> int:
+    return _guarded(_check_data, args)
+
+
+# -- train --------------------------------------------------------------------------------
+
+# Result-defining options whose default lives in TrainConfig; argparse defaults are None so
+# that a resumed run can tell "given" from "not given" (see trainer.config.resolve_config).
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("data and run folder")
+    g.add_argument("--data", action="append", metavar="DIR",
+                   help="a labelled folder (VOC2007 or labelImg); repeat to combine several")
+    g.add_argument("--out", required=True, metavar="RUN_DIR",
+                   help="run folder: best model, log, plots, summary; re-running with the same folder resumes")
+    g.add_argument("--resume", action="store_true", help="insist on resuming RUN_DIR (error if there is nothing to resume)")
+    g.add_argument("--classes", metavar="NAMES|FILE",
+                   help="classes to train ('helmet,head' or a YAML list); default: every class in the data")
+    g.add_argument("--val-split", type=float, metavar="F", help="fraction of each folder held out for validation (default 0.15)")
+    g = parser.add_argument_group("network")
+    g.add_argument("--from", dest="from_model", metavar="MODEL_FILE",
+                   help="fine-tune this model: backbone, extra layers, box regressors and the predictors of "
+                        "classes with the same name carry over; default: random initialisation")
+    g.add_argument("--layout", choices=("seed", "caffe"), help="network layout without --from (default seed)")
+    g.add_argument("--alpha", type=float, help="MobileNet width multiplier of the seed layout (default 1.0)")
+    g.add_argument("--spec", dest="spec_file", metavar="SPEC.yaml", help="an exact network spec (experts; class names are replaced)")
+    g.add_argument("--freeze-backbone-epochs", type=int, metavar="N",
+                   help="keep the backbone frozen for the first N epochs (default 0)")
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, metavar="N", help="epochs (default 30)")
+    g.add_argument("--batch", dest="batch_size", type=int, metavar="N", help="images per step (default 32)")
+    g.add_argument("--optimizer", choices=("sgd", "adam"), help="SGD with momentum 0.9 (default) or Adam")
+    g.add_argument("--lr", type=float, help="peak learning rate (default 0.01 for sgd, 0.001 for adam)")
+    g.add_argument("--momentum", type=float, help="SGD momentum / Adam beta1 (default 0.9)")
+    g.add_argument("--weight-decay", type=float, help="L2 on convolution kernels, not BN or biases (default 5e-4)")
+    g.add_argument("--schedule", choices=("cosine", "step"), help="decay after warm-up (default cosine)")
+    g.add_argument("--warmup-epochs", type=float, metavar="E", help="linear warm-up length (default 1)")
+    g.add_argument("--class-mask", choices=("auto", "on", "off"),
+                   help="leave classes a folder does not label out of its images' softmax (partial labels); "
+                        "auto: on when the folders label different classes (default)")
+    g.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
+                   help="mixed precision (float16 on GPUs; bfloat16 on recent CPUs/TPUs); default float32")
+    g.add_argument("--no-augment", dest="augment", action="store_const", const=False,
+                   help="no SSD augmentation (resize only); for tests and debugging")
+    g.add_argument("--seed", type=int, help="seed of initialisation, split, shuffling and augmentation (default 0)")
+    g.add_argument("--eval-every", type=int, metavar="N", help="validate every N epochs (default 1; always at the end)")
+    g = parser.add_argument_group("process")
+    g.add_argument("--workers", type=int, help=f"loader threads (default {_default_workers()})")
+    g.add_argument("--progress-jsonl", metavar="FILE", help="progress as JSON lines (default RUN_DIR/progress.jsonl)")
+    g.add_argument("--checkpoint-minutes", type=float, help="also checkpoint inside an epoch this often (default 10)")
+    g.add_argument("--no-progress", dest="progress_bar", action="store_const", const=False, help="no progress bars")
+
+
+TRAIN_OPTIONS = (
+    "data", "out", "from_model", "classes", "epochs", "batch_size", "val_split", "layout", "alpha", "spec_file",
+    "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
+    "class_mask", "precision", "seed", "augment", "eval_every", "workers", "progress_jsonl",
+    "checkpoint_minutes", "progress_bar",
+)
+
+
+class _StopFlag:
+    """Ctrl-C / SIGTERM ask the run to stop after the current step (with a checkpoint); a
+    second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def install(self):
+        import signal
+
+        def handler(signum, frame):
+            if self.requested and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.requested = True
+            print("\nstopping after this step (a checkpoint will be written); Ctrl-C again to abort",
+                  file=sys.stderr, flush=True)
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return lambda: [signal.signal(s, h) for s, h in previous.items()]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .classes import parse_classes
+    from .config import resolve_config
+    from .errors import DataError
+    from .folders import discover
+    from .loop import RunHooks, train
+
+    explicit = {k: getattr(args, k) for k in TRAIN_OPTIONS}
+    if explicit["classes"] is not None:
+        explicit["classes"] = parse_classes(explicit["classes"])
+    if explicit["data"] is not None:
+        for folder in explicit["data"]:
+            discover(folder)  # fail fast on a missing folder
+    if explicit["workers"] is None:
+        explicit["workers"] = _default_workers()
+    for name in ("from_model", "spec_file"):
+        if explicit[name] is not None and not os.path.isfile(explicit[name]):
+            raise DataError(explicit[name], "no such file")
+    config, resuming = resolve_config(explicit, resume=args.resume)
+    stop = _StopFlag()
+    restore = stop.install()
+    try:
+        result = train(config, resuming=resuming, hooks=RunHooks(should_stop=stop))
+    finally:
+        restore()
+    return {"finished": 0, "stopped": 130, "diverged": 1}[result.status]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    return _guarded(_train, args)
+
+
+# -- eval ---------------------------------------------------------------------------------
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", action="append", required=True, metavar="DIR",
+                        help="a labelled folder (VOC2007 or labelImg); repeat to combine several")
+    parser.add_argument("--model", required=True, metavar="FILE", help="the model file to evaluate")
+    parser.add_argument("--images", metavar="LIST",
+                        help="evaluate only the images listed in this file (e.g. RUN_DIR/val_images.txt)")
+    parser.add_argument("--json", metavar="FILE", help="write every figure (AP per class, PR curves) as JSON")
+    parser.add_argument("--plot", metavar="PNG", help="precision-recall plot (default: beside --json, as <name>_pr.png)")
+    parser.add_argument("--batch", type=int, default=16, help="images per inference batch (default 16)")
+    parser.add_argument("--workers", type=int, default=_default_workers(), help="reading threads")
+    parser.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bars")
+
+
+def _restrict(samples, list_file: str):
+    from pathlib import Path
+
+    from .errors import DataError
+
+    path = Path(list_file)
+    if not path.is_file():
+        raise DataError(path, "no such image list")
+    wanted = {str(Path(line.strip()).resolve()) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    chosen = [s for s in samples if str(Path(s.image_path).resolve()) in wanted]
+    if not chosen:
+        raise DataError(path, "none of the listed images is among the usable images of --data")
+    return chosen
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from models.model_file import load_model
+
+    from .atomic import write_text_atomic
+    from .errors import DataError
+    from .evaluate import evaluate_detections, format_result
+    from .folders import discover
+    from .inference import EVAL_POSTPROCESS, detect_samples
+    from .plots import plot_pr_curves
+    from .scan import scan_folders
+
+    for folder in args.data:
+        discover(folder)
+    if args.batch < 1:
+        raise DataError("--batch", f"must be at least 1, got {args.batch}")
+    model = load_model(args.model)
+    classes = model.spec.class_names
+    scans = scan_folders(args.data, classes, workers=args.workers, progress=args.progress_bar)
+    samples = [s for scan in scans for s in scan.samples]
+    if args.images:
+        samples = _restrict(samples, args.images)
+    if not samples:
+        raise DataError(", ".join(args.data), "no usable labelled images")
+    skipped = sum(1 for scan in scans for i in scan.issues if i.kind == "unknown_class")
+    print(f"evaluating {args.model} ({len(classes)} classes) on {len(samples)} images")
+    if skipped:
+        print(f"note: {skipped} objects of classes the model does not know are not part of this evaluation")
+    detections = detect_samples(model, samples, args.batch, args.workers, "detecting" if args.progress_bar else None)
+    result = evaluate_detections(samples, detections, classes)
+    print(format_result(result))
+    plot = args.plot or (str(Path(args.json).with_name(Path(args.json).stem + "_pr.png")) if args.json else None)
+    if plot:
+        plot_pr_curves(result, plot)
+        print(f"precision-recall plot: {plot}")
+    if args.json:
+        report = {
+            "model": str(Path(args.model).resolve()),
+            "data": [str(Path(d).resolve()) for d in args.data],
+            "images": len(samples),
+            "classes": list(classes),
+            "postprocess": {"conf_threshold": EVAL_POSTPROCESS.conf_threshold, "nms_iou": EVAL_POSTPROCESS.iou_threshold,
+                            "top_k": EVAL_POSTPROCESS.top_k, "max_detections": EVAL_POSTPROCESS.max_detections},
+            "rules": {"ap": "VOC2010+ all-point", "ap_voc07": "VOC2007 11-point", "difficult": "ignored",
+                      "iou": "continuous pixel coordinates, match if IoU >= threshold"},
+            **result.to_dict(curves=True),
+        }
+        write_text_atomic(args.json, json.dumps(report, indent=1))
+        print(f"report: {args.json}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    return _guarded(_evaluate, args)

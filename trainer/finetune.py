@@ -1,0 +1,115 @@
+"""Fine-tuning: start a detector for new classes from a trained one, and freeze its backbone.
+
+Layer names are stable (``conv1``, ``conv_dw_i``, ``conv_pw_i``, ``extraK_*``, ``box_<src>``,
+``cls_<src>``), so weights map by name. Backbone, extra stages and box regressors carry over
+whole: where to look and how boxes move does not depend on the class list. A class predictor
+``cls_<src>`` has a kernel of shape (k, k, C_in, boxes * (C + 1)); viewed as
+(k, k, C_in, boxes, C + 1), its per-class slices carry over for background and for every
+class whose name the old and new lists share, and the slices of new classes keep their fresh
+initialisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DataError
+
+BACKBONE_PREFIXES = ("conv1", "conv_dw_", "conv_pw_")
+
+
+@dataclass
+class TransferReport:
+    """What :func:`transfer_weights` did, for the user."""
+
+    copied_layers: list[str] = field(default_factory=list)
+    class_layers: list[str] = field(default_factory=list)
+    carried_classes: list[str] = field(default_factory=list)
+    new_classes: list[str] = field(default_factory=list)
+    dropped_classes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = [f"{len(self.copied_layers)} layers copied whole, {len(self.class_layers)} class predictors adapted"]
+        parts.append(f"classes carried over: {', '.join(self.carried_classes) or 'none'}")
+        if self.new_classes:
+            parts.append(f"new classes (fresh predictors): {', '.join(self.new_classes)}")
+        if self.dropped_classes:
+            parts.append(f"classes of the old model not kept: {', '.join(self.dropped_classes)}")
+        return "; ".join(parts)
+
+
+def _class_columns(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Matching columns (old, new) of the (C+1)-wide class axis: background and shared names."""
+    src, dst = [0], [0]
+    for j, name in enumerate(new, start=1):
+        if name in old:
+            src.append(old.index(name) + 1)
+            dst.append(j)
+    return np.asarray(src), np.asarray(dst)
+
+
+def transfer_weights(source, target) -> TransferReport:
+    """Copy ``source``'s weights into ``target`` (two :class:`models.SSDModel`), by layer name.
+
+    The two must share the network (spec without the class list); raises :class:`DataError`
+    naming the first layer whose shapes differ otherwise.
+    """
+    report = TransferReport()
+    old, new = tuple(source.spec.class_names), tuple(target.spec.class_names)
+    src_cols, dst_cols = _class_columns(old, new)
+    report.carried_classes = [n for n in new if n in old]
+    report.new_classes = [n for n in new if n not in old]
+    report.dropped_classes = [n for n in old if n not in new]
+    by_name = {layer.name: layer for layer in source.layers}
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        src_layer = by_name.get(layer.name)
+        if src_layer is None:
+            raise DataError(layer.name, "the model to fine-tune from has no layer of this name; it was built "
+                                        "with another layout (use --from with a model of the same layout)")
+        old_ws, new_ws = src_layer.get_weights(), layer.get_weights()
+        if layer.name.startswith("cls_"):
+            adapted = [_adapt(o, n, len(old) + 1, len(new) + 1, src_cols, dst_cols, layer.name) for o, n in zip(old_ws, new_ws)]
+            layer.set_weights(adapted)
+            report.class_layers.append(layer.name)
+            continue
+        for o, n in zip(old_ws, new_ws):
+            if o.shape != n.shape:
+                raise DataError(layer.name, f"weights of shape {o.shape} in the old model, {n.shape} in the new "
+                                            "one; the two layouts differ")
+        layer.set_weights(old_ws)
+        report.copied_layers.append(layer.name)
+    return report
+
+
+def _adapt(old_w, new_w, c_old: int, c_new: int, src, dst, name: str) -> np.ndarray:
+    """Per-class copy for one weight of a ``cls_*`` layer (kernel or bias)."""
+    boxes = old_w.shape[-1] // c_old
+    if old_w.shape[:-1] != new_w.shape[:-1] or boxes * c_old != old_w.shape[-1] or boxes * c_new != new_w.shape[-1]:
+        raise DataError(name, f"class predictor of shape {old_w.shape} cannot map to {new_w.shape}; the layouts differ")
+    old_v = old_w.reshape(old_w.shape[:-1] + (boxes, c_old))
+    out = new_w.reshape(new_w.shape[:-1] + (boxes, c_new)).copy()
+    out[..., dst] = old_v[..., src]
+    return out.reshape(new_w.shape)
+
+
+def is_backbone(layer_name: str) -> bool:
+    """MobileNetV1 layers (stem and the 13 depthwise-separable blocks, with their BN/ReLU)."""
+    return layer_name.startswith(BACKBONE_PREFIXES)
+
+
+def set_backbone_trainable(detector, trainable: bool) -> int:
+    """Freeze or release the backbone; returns the number of layers changed.
+
+    A frozen BatchNormalization layer also runs in inference mode (Keras 3), so small
+    fine-tuning batches do not disturb the statistics learnt on the large data set.
+    """
+    changed = 0
+    for layer in detector.layers:
+        if is_backbone(layer.name) and layer.trainable != trainable:
+            layer.trainable = trainable
+            changed += 1
+    return changed

@@ -1,0 +1,213 @@
+"""Batches for training and validation, decoded and augmented in parallel threads.
+
+Design (no ``tf.data``, so the same loader feeds the TensorFlow and the JAX backend):
+
+- a thread pool decodes, augments, resizes and encodes targets, one task per image. OpenCV
+  and most NumPy kernels release the GIL, so threads run in parallel with each other and with
+  the training step (which releases the GIL while the backend computes);
+- at most ``prefetch`` batches of images are in flight: memory stays bounded however large
+  the folder;
+- results are consumed in submission order and every image's randomness comes from its own
+  generator seeded with (run seed, epoch, image index): a batch's content never depends on
+  thread timing, so a run is reproducible and can resume mid-epoch at any step;
+- every batch has the same shape (the training loader drops the last partial batch, as the
+  permutation changes every epoch; the validation loader pads it and says how many rows are
+  real), so compiled steps are traced once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+import cv2
+import numpy as np
+
+from .augment import AugmentConfig, augment, resize
+from .errors import DataError
+from .image_io import UnreadableImage, read_image
+from .scan import Sample
+from .targets import TargetEncoder
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], pool: ThreadPoolExecutor, lookahead: int) -> Iterator[R]:
+    """``map(fn, items)`` on ``pool`` with at most ``lookahead`` tasks in flight, results in
+    input order. Closing the generator early cancels the tasks not yet started."""
+    it = iter(items)
+    pending: deque[Future] = deque(pool.submit(fn, item) for item in islice(it, max(1, lookahead)))
+    try:
+        while pending:
+            result = pending.popleft().result()
+            for item in islice(it, 1):
+                pending.append(pool.submit(fn, item))
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch. ``images`` uint8 (B, H, W, 3) BGR; ``box_targets`` float32 (B, N, 4);
+    ``class_targets`` int32 (B, N); ``class_mask`` float32 (B, C+1) (1 = the image's source
+    labels that class; column 0, background, is always 1); ``indices`` (B,) sample indices
+    (-1 on padding rows); ``count``: the number of real rows (the first ``count``)."""
+
+    images: np.ndarray
+    box_targets: np.ndarray
+    class_targets: np.ndarray
+    class_mask: np.ndarray
+    indices: np.ndarray
+    count: int
+
+    @property
+    def targets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``y`` of :class:`trainer.training_model.SSDTrainer`."""
+        return self.box_targets, self.class_targets, self.class_mask
+
+
+def source_masks(samples: Sequence[Sample], class_names: Sequence[str], enabled: bool) -> dict[str, np.ndarray]:
+    """Per source folder, the classes it labels as a float32 (C+1,) mask (background first).
+
+    A folder labels the classes that occur in it. Disabled: every class everywhere.
+    """
+    found: dict[str, set[str]] = {}
+    for s in samples:
+        found.setdefault(s.source, set()).update(s.names)
+    masks = {}
+    for source, names in found.items():
+        row = [1.0] + [1.0 if (not enabled or n in names) else 0.0 for n in class_names]
+        masks[source] = np.asarray(row, np.float32)
+    return masks
+
+
+class BatchLoader:
+    """Deterministic parallel batches over ``samples``.
+
+    ``augment_config``: None for validation (resize only, in order, padded last batch),
+    else the SSD augmentation with a per-epoch shuffle and the last partial batch dropped.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        class_names: Sequence[str],
+        spec,
+        batch_size: int,
+        seed: int = 0,
+        augment_config: AugmentConfig | None = AugmentConfig(),
+        workers: int = 4,
+        prefetch: int = 2,
+        masks: dict[str, np.ndarray] | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.samples = list(samples)
+        self.class_index = {n: i + 1 for i, n in enumerate(class_names)}
+        self.num_classes = len(class_names) + 1
+        self.input_size = tuple(spec.input_size)
+        self.encoder = TargetEncoder(spec)
+        self.batch_size = batch_size
+        self.seed = int(seed)
+        self.augment_config = augment_config
+        self.workers = max(1, workers)
+        self.prefetch = max(1, prefetch)
+        self.masks = masks or {}
+        self._pool: ThreadPoolExecutor | None = None
+        if self.workers > 1:
+            # parallelism comes from our threads; OpenCV's own threads would oversubscribe
+            cv2.setNumThreads(1)
+
+    @property
+    def training(self) -> bool:
+        return self.augment_config is not None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n = len(self.samples)
+        return n // self.batch_size if self.training else -(-n // self.batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """Sample indices of an epoch: a permutation seeded by (seed, epoch) when training."""
+        n = len(self.samples)
+        if not self.training:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, epoch, 0x5EED]).permutation(n)
+
+    def _pool_(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="loader")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "BatchLoader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def labels_of(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel boxes and 1-based labels of the sample's objects of known classes."""
+        keep = [i for i, n in enumerate(sample.names) if n in self.class_index]
+        labels = np.asarray([self.class_index[sample.names[i]] for i in keep], np.int32)
+        return sample.boxes[keep].reshape(-1, 4), labels
+
+    def load(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(image, box_targets, class_targets, class_mask) of sample ``index`` in ``epoch``."""
+        sample = self.samples[index]
+        try:
+            image = read_image(sample.image_path)
+        except UnreadableImage as exc:
+            raise DataError(sample.image_path, f"could not be read during training ({exc}); "
+                                               "did the file change since the run started?") from exc
+        boxes, labels = self.labels_of(sample)
+        if self.training:
+            # one generator per (run, epoch, image): independent of thread scheduling
+            rng = np.random.default_rng([self.seed, epoch, index, zlib.crc32(sample.key.encode())])
+            image, boxes, labels = augment(image, boxes, labels, rng, self.augment_config, self.input_size)
+        else:
+            image, boxes = resize(image, boxes, self.input_size)
+        box_t, cls_t = self.encoder(boxes, labels)
+        mask = self.masks.get(sample.source)
+        if mask is None:
+            mask = np.ones((self.num_classes,), np.float32)
+        return image, box_t, cls_t, mask
+
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+        """The batches of ``epoch``, from step ``start_step`` on (for resuming mid-epoch)."""
+        order = self.order(epoch)
+        b = self.batch_size
+        stop = self.steps_per_epoch * b if self.training else len(order)
+        indices = order[start_step * b:stop]
+        results = ordered_map(lambda i: self.load(epoch, int(i)), indices, self._pool_(), self.prefetch * b)
+        try:
+            for start in range(0, len(indices), b):
+                chunk = indices[start:start + b]
+                rows = list(islice(results, len(chunk)))
+                yield self._stack(rows, chunk)
+        finally:
+            results.close()
+
+    def _stack(self, rows: list, chunk: np.ndarray) -> Batch:
+        count = len(rows)
+        pad = self.batch_size - count
+        images, box_t, cls_t, masks = (np.stack([r[k] for r in rows]) for k in range(4))
+        indices = chunk.astype(np.int64)
+        if pad:
+            images = np.concatenate([images, np.zeros((pad,) + images.shape[1:], images.dtype)])
+            box_t = np.concatenate([box_t, np.zeros((pad,) + box_t.shape[1:], box_t.dtype)])
+            cls_t = np.concatenate([cls_t, np.zeros((pad,) + cls_t.shape[1:], cls_t.dtype)])
+            masks = np.concatenate([masks, np.ones((pad,) + masks.shape[1:], masks.dtype)])
+            indices = np.concatenate([indices, -np.ones((pad,), np.int64)])
+        return Batch(images, box_t, cls_t, masks, indices, count)
