@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from ..writers import OutputError
 from .outputs import default_output_dir
 from .training_plots import TrainingPlots
 from .training_process import CommandProcess
-from .training_progress import (PROGRESS_FILE, SUMMARY_FILE, ProgressReader, TrainingState, can_resume,
+from .training_progress import (PROGRESS_FILE, SUMMARY_FILE, ProgressReader, TrainingState, ap_rows, can_resume,
                                 check_data_command, data_summary, evaluation_rows, read_yaml, resume_command,
                                 run_model, train_command)
 
@@ -74,6 +75,8 @@ class RunBox(QGroupBox):
         self.base_model = QComboBox(toolTip="Fine-tune from this model (its weights and box layout)")
         self.epochs = QSpinBox(minimum=1, maximum=10000, value=epochs)
         self.batch = QSpinBox(minimum=1, maximum=512, value=16, toolTip="Images per step")
+        self.options = QLineEdit(placeholderText="e.g. --lr 0.001 --freeze-backbone-epochs 2",
+                                 toolTip="More `main.py train` options (see `python main.py train --help`)")
         self.run_dir = QLineEdit(placeholderText="a new folder for this run")
         self.browse = QPushButton("…")
         self.start_button = QPushButton("Start")
@@ -92,6 +95,7 @@ class RunBox(QGroupBox):
         form.addRow("Base model", self.base_model)
         form.addRow("Epochs", self.epochs)
         form.addRow("Batch", self.batch)
+        form.addRow("More options", self.options)
         form.addRow("Run folder", run_row)
         form.addRow(buttons)
         form.addRow(self.progress)
@@ -99,7 +103,7 @@ class RunBox(QGroupBox):
 
     def set_running(self, running: bool) -> None:
         for widget in (self.start_button, self.resume_button, self.base_model, self.epochs, self.batch,
-                       self.run_dir, self.browse):
+                       self.options, self.run_dir, self.browse):
             widget.setEnabled(not running)
         self.cancel_button.setEnabled(running)
 
@@ -250,9 +254,14 @@ class TrainingPanel(QScrollArea):
         if run_dir.exists() and any(run_dir.iterdir()) and not can_resume(run_dir):
             self.run.status.setText(f"{run_dir} is not empty: choose a new run folder.")
             return False
+        try:
+            extra = shlex.split(self.run.options.text())
+        except ValueError as exc:
+            self.run.status.setText(f"More options: {exc}")
+            return False
         command = train_command(folders, str(run_dir), self.base_model_path(), self.run.epochs.value(),
                                 self.run.batch.value())
-        return self._launch(run_dir, command)
+        return self._launch(run_dir, command + extra)
 
     def choose_resume(self) -> None:
         start = self.run_path or self.output_dir / "runs"
@@ -320,6 +329,7 @@ class TrainingPanel(QScrollArea):
         self._poll.stop()
         self._poll_progress()
         self.run.set_running(False)
+        self.run.run_dir.clear()  # Start makes a new run next time; Resume continues this one
         status = self.state.status if self.state.status in ("done", "stopped", "error") else None
         if status is None:
             status = "done" if code == 0 and not crashed else ("stopped" if code == 130 else "error")
@@ -329,7 +339,8 @@ class TrainingPanel(QScrollArea):
     def _finished_done(self, code: int) -> None:
         self.run.progress.setValue(1000)
         summary = read_yaml(self.run_path / SUMMARY_FILE)
-        self.result.show_rows(evaluation_rows(summary))
+        best_epoch = summary.get("best_epoch") if isinstance(summary.get("best_epoch"), int) else None
+        self.result.show_rows(ap_rows(self.state, best_epoch) + evaluation_rows(summary))
         self.model_path = run_model(self.run_path)
         if self.model_path is None:
             self.run.status.setText(f"finished, but no model file was found in {self.run_path}")

@@ -202,11 +202,12 @@ MAIN = ROOT / "main.py"
 
 def train_command(data: list[str], out: str, base_model: str | None, epochs: int,
                   batch: int | None = None) -> list[str]:
-    """``python main.py train ...`` as an argument list (the documented flags)."""
+    """``python main.py train ...`` as an argument list (trainer/cli.py's flags); no
+    progress bars: the panel reads RUN_DIR/progress.jsonl."""
     args = [sys.executable, str(MAIN), "train"]
     for folder in data:
         args += ["--data", folder]
-    args += ["--out", out, "--epochs", str(epochs)]
+    args += ["--out", out, "--epochs", str(epochs), "--no-progress"]
     if base_model:
         args += ["--from", base_model]
     if batch:
@@ -215,19 +216,21 @@ def train_command(data: list[str], out: str, base_model: str | None, epochs: int
 
 
 def resume_command(run_dir: str) -> list[str] | None:
-    """Continue an interrupted run: ``train`` again with the settings it recorded (the
-    trainer resumes when ``--out`` holds a checkpoint). None if it cannot be resumed."""
+    """Continue an interrupted run: ``train --out RUN_DIR --resume`` (the trainer takes the
+    settings it recorded in RUN_DIR/config.yaml). None if there is nothing to resume."""
     if not can_resume(run_dir):
         return None
-    config = read_yaml(Path(run_dir) / CONFIG_FILE)
-    recorded = config.get("settings", config)
-    data = recorded.get("data") or []
-    if isinstance(data, str):
-        data = [data]
-    epochs = recorded.get("epochs")
-    return train_command([str(d) for d in data], str(run_dir), recorded.get("from_model"),
-                         int(epochs) if isinstance(epochs, int) else 30,
-                         recorded.get("batch_size") if isinstance(recorded.get("batch_size"), int) else None)
+    return [sys.executable, str(MAIN), "train", "--out", str(run_dir), "--resume", "--no-progress"]
+
+
+def ap_rows(state: TrainingState, epoch: int | None = None) -> list[tuple[str, str]]:
+    """Average precision per class at ``epoch`` (default: the latest epoch that has it)."""
+    entries = [h for h in state.history if isinstance(h.get("val_ap"), dict)]
+    chosen = next((h for h in entries if h.get("epoch") == epoch), entries[-1] if entries else None)
+    if chosen is None:
+        return []
+    return [(f"AP {name} (epoch {chosen['epoch']})", "n/a" if ap is None else f"{ap:.4f}")
+            for name, ap in chosen["val_ap"].items()]
 
 
 def check_data_command(folders: list[str], json_path: str, model: str | None = None) -> list[str]:

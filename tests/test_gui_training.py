@@ -1,0 +1,90 @@
+"""Fine-tuning from the GUI: check-data summary, a real (tiny) training run in a separate
+process with live progress, its result table and model, cancel and resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from detector_app.gui.training_panel import NEW_MODEL, TrainingPanel  # noqa: E402
+from detector_app.model_registry import load_registry  # noqa: E402
+from detector_app.settings import Settings  # noqa: E402
+from tests.trainer_helpers import make_voc_folder, write_spec_yaml  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path):
+    widget = TrainingPanel(str(tmp_path / "models.yaml"), Settings(output_dir=str(tmp_path / "out")))
+    qtbot.addWidget(widget)
+    widget.show()
+    yield widget
+    widget.shutdown(timeout_ms=20000)
+    assert not widget.trainer.running and not widget.checker.running
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    return make_voc_folder(tmp_path / "voc", 8)
+
+
+def tiny_run(panel: TrainingPanel, data: Path, tmp_path: Path, epochs: int) -> None:
+    """Settings for a run that takes seconds on a CPU: the trainer tests' tiny network."""
+    spec = write_spec_yaml(tmp_path / "spec.yaml", ["redbox", "bluedisc"])
+    panel.data.add(str(data))
+    assert panel.run.base_model.currentText() == NEW_MODEL  # no bundled model in a test checkout
+    panel.run.epochs.setValue(epochs)
+    panel.run.batch.setValue(4)
+    panel.run.options.setText(f"--spec {spec} --workers 1 --val-split 0.25")
+
+
+def test_check_data_shows_the_summary(qtbot, panel, data, tmp_path):
+    (data / "Annotations" / "img0003.xml").write_text("<annotation><object>")  # a broken file
+    panel.data.add(str(data))
+    assert panel.check_data()
+    qtbot.waitUntil(lambda: "images" in panel.data.summary.text() and "Checking" not in panel.data.summary.text(),
+                    timeout=120000)
+    text = panel.data.summary.text()
+    assert "7 images" in text and "redbox" in text and "bluedisc" in text
+    assert "problems:" in text and "img0003.xml" in text
+
+
+@pytest.mark.slow
+def test_training_runs_shows_progress_and_offers_the_model(qtbot, panel, data, tmp_path):
+    tiny_run(panel, data, tmp_path, epochs=3)
+    assert panel.start_training()
+    assert panel.running and not panel.run.start_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.result.use_button.isEnabled(), timeout=240000)
+    assert panel.state.status == "done" and panel.run.progress.value() == 1000
+    assert [h["epoch"] for h in panel.state.history] == [1, 2, 3]
+    assert panel.plots.map_axis.lines and panel.plots.loss_axis.lines
+    rows = {panel.result.table.item(r, 0).text(): panel.result.table.item(r, 1).text()
+            for r in range(panel.result.table.rowCount())}
+    assert any(name.startswith("AP redbox") for name in rows) and rows["status"] == "finished"
+    assert panel.model_path.name == "best.keras" and panel.model_path.is_file()
+    assert [e.kind for e in load_registry(panel.registry)] == ["trained"]
+    with qtbot.waitSignal(panel.useModel) as signal:
+        panel.result.use_button.click()
+    assert signal.args == [str(panel.model_path)]
+
+
+@pytest.mark.slow
+def test_cancel_then_resume(qtbot, panel, data, tmp_path):
+    tiny_run(panel, data, tmp_path, epochs=400)
+    assert panel.start_training()
+    qtbot.waitUntil(lambda: len(panel.state.history) >= 1, timeout=240000)
+    panel.cancel_training()
+    qtbot.waitUntil(lambda: not panel.running, timeout=60000)
+    assert panel.state.status == "stopped" and "Resume" in panel.run.status.text()
+    run_dir = panel.run_path
+    done = len(panel.state.history)
+    assert panel.resume_training(run_dir)
+    qtbot.waitUntil(lambda: len(panel.state.history) > done, timeout=240000)
+    assert panel.state.history[0]["epoch"] == 1, "the plots keep the epochs of the first session"
+    panel.cancel_training()
+    qtbot.waitUntil(lambda: not panel.running, timeout=60000)
+    assert panel.state.status == "stopped"
