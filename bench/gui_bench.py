@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> dict:
                 stalls.start()
             return
         if now - state["t0"] >= args.seconds or window._at_end:
+            stalls.timer.stop()  # closing joins threads: not part of playing
             state["end"] = now
             state["stats"] = pipeline.stats()
             state["superseded"] = window.bridge.superseded
@@ -130,6 +131,7 @@ def summarise(args: argparse.Namespace, state: dict, painted: list, stalls: Stal
         "superseded_before_paint": state["superseded"] - base_superseded,
         "gui_stall_ms_max": round(max(stall, default=0.0), 1),
         "gui_stall_ms_p99": round(percentile(stall, 99), 1),
+        "gui_stalls_over_50ms": sum(1 for s in stall if s > 50),
         "stage_ms_median": {k: round(v, 2) for k, v in stats.stage_ms.items()},
     }
 

@@ -164,6 +164,15 @@ class FrameQueue:
             self._cond.notify_all()
             return True
 
+    def wait_for_room(self, stop: threading.Event) -> bool:
+        """Wait until an item fits; False if ``stop`` was set meanwhile."""
+        with self._cond:
+            while len(self._items) >= self.capacity:
+                if stop.is_set():
+                    return False
+                self._cond.wait(POLL_S)
+            return True
+
     def get(self, timeout: float | None = None):
         """The oldest item, or None if nothing came within ``timeout`` seconds."""
         with self._cond:
@@ -388,6 +397,10 @@ class CaptureThread:
             generation = self._wait_for_permission()
             if generation is None:
                 return
+            # A file read as fast as possible is read only once there is room for the frame:
+            # a frame read earlier would wait in this thread and add a frame of latency.
+            if not self._newest_wins() and not self.queue.wait_for_room(self._stop):
+                return
             item = self._read(generation)
             if item is None:
                 if self.source.is_live and self._reconnect():
@@ -454,9 +467,11 @@ class CaptureThread:
         frame.captured_at = time.perf_counter()
         return None if self._stop.is_set() else anchor
 
+    def _newest_wins(self) -> bool:
+        return self.source.is_live or self.realtime
+
     def _deliver(self, item: CapturedFrame) -> None:
-        newest_wins = self.source.is_live or self.realtime
-        if newest_wins:
+        if self._newest_wins():
             dropped = self.queue.put_latest(item)
             if dropped:
                 self._count_drops(dropped)
