@@ -16,8 +16,8 @@ from detector_app.gui.display_stats import DisplayMeter, status_text
 from detector_app.gui.recording import StreamRecorder
 from detector_app.gui.run_log import RunLog
 from detector_app.gui.snapshot import save_snapshot, voc_annotation
-from detector_app.gui.training_progress import (ProgressReader, TrainingState, data_summary, evaluation_rows,
-                                                resume_command, run_model, train_command)
+from detector_app.gui.training_commands import data_summary, resume_command, train_command
+from detector_app.gui.training_progress import ProgressReader, TrainingState, evaluation_rows, run_model
 from detector_app.model_registry import (RegistryError, bundled_entry, list_models, load_registry, register_model,
                                          unregister_model)
 from detector_app.pipeline import FrameResult, PipelineStats

@@ -294,3 +294,47 @@ def test_closing_mid_stream_leaves_no_thread_running(qtbot, window, clip):
     assert not pipeline_threads()
     assert not any(isinstance(t, QThread) and t.isRunning() for t in window.tasks.threads())
     assert not window.outputs.recording
+
+
+def test_drop_a_file_on_the_window_and_keyboard_shortcuts(qtbot, window, clip):
+    from PyQt5.QtCore import QMimeData, QPoint, Qt, QUrl
+    from PyQt5.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(clip))])
+    event = QDropEvent(QPoint(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.view.dropEvent(event)
+    qtbot.waitUntil(lambda: window.meter.shown >= 3, timeout=20000)
+    assert window.settings.last_source == str(clip)
+
+    window.actions_by_name["play_pause"].trigger()  # Space
+    assert not window.playback.playing
+    index = window.last_result.frame.index
+    qtbot.wait(200)
+    window.actions_by_name["step"].trigger()  # "."
+    qtbot.waitUntil(lambda: window.last_result.frame.index > index, timeout=5000)
+    conf = window.thresholds.values()[0]
+    window.actions_by_name["conf_up"].trigger()  # "]"
+    assert window.thresholds.values()[0] == pytest.approx(conf + 0.05)
+    shortcuts = {a.shortcut().toString() for a in window.actions_by_name.values()}
+    assert {"Space", "Ctrl+O", "Ctrl+R", "Ctrl+S", "Ctrl+E", "Ctrl+M"} <= shortcuts
+
+
+def test_cameras_are_probed_without_blocking(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTOR_APP_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setattr("detector_app.gui.main_window.probe_cameras", lambda: [0, 2])
+    win = MainWindow(settings_file=str(tmp_path / "s.yaml"), registry=str(tmp_path / "m.yaml"))
+    qtbot.addWidget(win)
+    try:
+        qtbot.waitUntil(lambda: win.cameras.combo.count() == 3, timeout=10000)
+        assert [win.cameras.combo.itemText(i) for i in range(3)] == ["Choose a camera…", "Camera 0", "Camera 2"]
+    finally:
+        win.close()
+
+
+def test_a_model_opened_from_a_file_joins_the_model_list(qtbot, window, model_files):
+    with qtbot.waitSignal(window.modelReady, timeout=60000):
+        window.load_model(model_files["cow"], remember=True)
+    labels = [window.model_picker.combo.itemText(i) for i in range(window.model_picker.combo.count())]
+    assert any(label.startswith("cows (imported: cow, sheep)") for label in labels)
+    assert window.model_picker.combo.currentText().startswith("cows")

@@ -19,6 +19,7 @@ from PyQt5.QtWidgets import (QDockWidget, QFileDialog, QFormLayout, QGroupBox, Q
 from models.model_file import ModelFileError
 
 from ..capture import CaptureEvent
+from ..model_registry import RegistryError, register_model
 from ..model_store import DEFAULT_MODEL
 from ..pipeline import FrameResult, HeadlessPipeline
 from ..settings import load_settings, save_settings
@@ -177,9 +178,10 @@ class MainWindow(QMainWindow):
 
     # -- models ---------------------------------------------------------------------------------
 
-    def load_model(self, path: str | None) -> None:
+    def load_model(self, path: str | None, remember: bool = False) -> None:
         """Load a model file off the GUI thread and swap it in between frames; on failure the
-        current model keeps running. None: the bundled default."""
+        current model keeps running. None: the bundled default. ``remember``: add the file to
+        the model list (the registry) once it loaded."""
         self._tokens["model"] += 1
         token = self._tokens["model"]
         name = Path(path).name if path else "the default model"
@@ -188,12 +190,22 @@ class MainWindow(QMainWindow):
         if self.loaded is None:
             self.view.set_placeholder("loading model…")
         self.tasks.run("model-loader", lambda: load_predictor(path),
-                       lambda loaded: self._model_loaded(loaded, token),
+                       lambda loaded: self._model_loaded(loaded, token, remember),
                        lambda exc: self._model_failed(path, exc, token))
 
-    def _model_loaded(self, loaded: LoadedModel, token: int) -> None:
+    def _model_loaded(self, loaded: LoadedModel, token: int, remember: bool = False) -> None:
+        if remember and loaded.path:
+            self._remember_model(loaded)
         if token == self._tokens["model"]:  # else a later request supersedes this one
             self.use_model(loaded)
+
+    def _remember_model(self, loaded: LoadedModel) -> None:
+        try:
+            register_model(loaded.path, "imported", classes=loaded.predictor.class_names,
+                           registry=self.model_picker.registry)
+        except (RegistryError, OutputError) as exc:
+            self.statusBar().showMessage(f"not added to the model list: {exc}", 8000)
+        self.model_picker.refresh()
 
     def use_model(self, loaded: LoadedModel) -> None:
         """Run this loaded model from the next frame on."""
@@ -202,7 +214,7 @@ class MainWindow(QMainWindow):
         if self.bridge.pipeline is not None:
             self.bridge.pipeline.set_predictor(predictor)
         self.class_filter.set_classes(predictor.class_names, self.settings.hidden_classes)
-        self.model_picker.set_current(loaded.path, predictor.source)
+        self.model_picker.set_current(loaded.path, None if loaded.path else predictor.source)
         self.model_picker.set_state(f"{len(predictor.class_names)} classes; {predictor.device}")
         self.device_label.setText(f"device: {predictor.device}")
         self.settings.model = loaded.path if loaded.path and Path(loaded.path) != DEFAULT_MODEL else None
@@ -218,7 +230,8 @@ class MainWindow(QMainWindow):
         running = f"; {self.loaded.predictor.source} keeps running" if self.loaded else ""
         self.report(f"Could not load the model {reason}{running}", "error")
         if token == self._tokens["model"]:
-            self.model_picker.set_current(self.loaded.path if self.loaded else None)
+            if self.loaded is not None:
+                self.model_picker.set_current(self.loaded.path, None if self.loaded.path else self.loaded.predictor.source)
             self.model_picker.set_state("")
         if self.loaded is None and path is not None and token == self._tokens["model"]:
             self.load_model(None)  # nothing runs yet: fall back to the default model
@@ -226,7 +239,7 @@ class MainWindow(QMainWindow):
     def choose_model_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load a model file", str(Path.home()), "Keras models (*.keras)")
         if path:
-            self.load_model(path)
+            self.load_model(path, remember=True)
 
     def refresh_models(self) -> None:
         self.model_picker.refresh()

@@ -11,6 +11,17 @@ from PyQt5.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLa
 from ..model_registry import ModelEntry, list_models
 
 
+class _RefreshingCombo(QComboBox):
+    """A combo box that re-reads its entries each time it opens (training or
+    ``main.py import-caffe`` may have added a model meanwhile)."""
+
+    aboutToShow = pyqtSignal()
+
+    def showPopup(self) -> None:
+        self.aboutToShow.emit()
+        super().showPopup()
+
+
 class ModelPicker(QWidget):
     modelChosen = pyqtSignal(str)  # a model file path
     openRequested = pyqtSignal()
@@ -18,7 +29,7 @@ class ModelPicker(QWidget):
     def __init__(self, registry: str | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.registry = registry
-        self.combo = QComboBox(toolTip="Swap the model; the stream keeps running")
+        self.combo = _RefreshingCombo(toolTip="Swap the model; the stream keeps running")
         self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(16)
         self.open_button = QPushButton("Open…", toolTip="Load another model file (Ctrl+M)")
@@ -33,7 +44,9 @@ class ModelPicker(QWidget):
         layout.addWidget(self.state)
         self.entries: list[ModelEntry] = []
         self._current: str | None = None
+        self._current_label: str | None = None
         self.combo.activated.connect(self._activated)
+        self.combo.aboutToShow.connect(self.refresh)
         self.open_button.clicked.connect(self.openRequested)
         self.refresh()
 
@@ -48,22 +61,25 @@ class ModelPicker(QWidget):
             if entry.missing:
                 self.combo.model().item(i).setEnabled(False)
         self.combo.blockSignals(False)
-        self.set_current(self._current)
+        self.set_current(self._current, self._current_label)
 
     def set_current(self, path: str | None, label: str | None = None) -> None:
-        """Select the entry of ``path`` (the model running now); unlisted files are added."""
-        self._current = path
-        if path is None:
-            self.combo.setCurrentIndex(-1 if label is None else self._index_of(None, label))
-            return
+        """Select the entry of ``path`` (the model running now; None with a ``label`` for the
+        random stand-in); files not listed are added."""
+        self._current, self._current_label = path, label
         self.combo.blockSignals(True)
-        self.combo.setCurrentIndex(self._index_of(path, label or os.path.basename(path)))
+        if path is None and label is None:
+            self.combo.setCurrentIndex(-1)
+        else:
+            self.combo.setCurrentIndex(self._index_of(path, label or os.path.basename(path)))
         self.combo.blockSignals(False)
 
     def _index_of(self, path: str | None, label: str) -> int:
         for i in range(self.combo.count()):
             data = self.combo.itemData(i)
             if path is not None and data and os.path.abspath(data) == os.path.abspath(path):
+                return i
+            if path is None and data is None and self.combo.itemText(i) == label:
                 return i
         self.combo.addItem(label, path)
         return self.combo.count() - 1

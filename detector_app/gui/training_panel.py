@@ -28,9 +28,9 @@ from ..writers import OutputError
 from .outputs import default_output_dir
 from .training_plots import TrainingPlots
 from .training_process import CommandProcess
+from .training_commands import check_data_command, data_summary, resume_command, train_command
 from .training_progress import (PROGRESS_FILE, SUMMARY_FILE, ProgressReader, TrainingState, ap_rows, can_resume,
-                                check_data_command, data_summary, evaluation_rows, read_yaml, resume_command,
-                                run_model, train_command)
+                                evaluation_rows, read_yaml, run_model)
 
 POLL_MS = 500
 NEW_MODEL = "(new model: no base)"

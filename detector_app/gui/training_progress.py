@@ -1,4 +1,4 @@
-"""Reading a training run's machine-readable progress, for the training panel. Qt-free.
+"""A training run as the panel sees it: its progress events and the files it leaves. Qt-free.
 
 ``main.py train`` appends one JSON object per line to ``RUN_DIR/progress.jsonl`` (see
 trainer/run_files.py): ``start``, ``step`` (about once a second), ``epoch``, ``checkpoint``
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-from ..model_store import ROOT
 
 PROGRESS_FILE = "progress.jsonl"
 SUMMARY_FILE = "summary.yaml"
@@ -195,34 +193,6 @@ def evaluation_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-# -- commands ---------------------------------------------------------------------------------
-
-MAIN = ROOT / "main.py"
-
-
-def train_command(data: list[str], out: str, base_model: str | None, epochs: int,
-                  batch: int | None = None) -> list[str]:
-    """``python main.py train ...`` as an argument list (trainer/cli.py's flags); no
-    progress bars: the panel reads RUN_DIR/progress.jsonl."""
-    args = [sys.executable, str(MAIN), "train"]
-    for folder in data:
-        args += ["--data", folder]
-    args += ["--out", out, "--epochs", str(epochs), "--no-progress"]
-    if base_model:
-        args += ["--from", base_model]
-    if batch:
-        args += ["--batch", str(batch)]
-    return args
-
-
-def resume_command(run_dir: str) -> list[str] | None:
-    """Continue an interrupted run: ``train --out RUN_DIR --resume`` (the trainer takes the
-    settings it recorded in RUN_DIR/config.yaml). None if there is nothing to resume."""
-    if not can_resume(run_dir):
-        return None
-    return [sys.executable, str(MAIN), "train", "--out", str(run_dir), "--resume", "--no-progress"]
-
-
 def ap_rows(state: TrainingState, epoch: int | None = None) -> list[tuple[str, str]]:
     """Average precision per class at ``epoch`` (default: the latest epoch that has it)."""
     entries = [h for h in state.history if isinstance(h.get("val_ap"), dict)]
@@ -231,30 +201,3 @@ def ap_rows(state: TrainingState, epoch: int | None = None) -> list[tuple[str, s
         return []
     return [(f"AP {name} (epoch {chosen['epoch']})", "n/a" if ap is None else f"{ap:.4f}")
             for name, ap in chosen["val_ap"].items()]
-
-
-def check_data_command(folders: list[str], json_path: str, model: str | None = None) -> list[str]:
-    args = [sys.executable, str(MAIN), "check-data", *folders, "--json", json_path, "--quiet"]
-    if model:
-        args += ["--model", model]
-    return args
-
-
-def data_summary(report: dict[str, Any]) -> list[str]:
-    """The check-data report (trainer/report.py) as a few lines for the panel."""
-    totals = report.get("totals", {})
-    per_class = totals.get("objects_per_class", {}) or {}
-    kinds = report.get("issue_kinds", {}) or {}
-    issues = totals.get("issues", {}) or {}
-    lines = [
-        f"{totals.get('images', 0)} images, {totals.get('objects', 0)} objects in {totals.get('folders', 0)} folder(s)",
-        "classes: " + (", ".join(f"{name} {count}" for name, count in per_class.items()) or "none"),
-        f"images without objects: {totals.get('images_without_objects', 0)}",
-    ]
-    if issues:
-        lines.append("problems: " + ", ".join(f"{kinds.get(k, k)} {v}" for k, v in issues.items()))
-        examples = [i for f in report.get("folders", []) for i in f.get("issues", [])][:5]
-        lines += [f"  {i.get('file', '?')}: {i.get('message', '')}" for i in examples]
-    else:
-        lines.append("problems: none")
-    return lines
