@@ -127,27 +127,27 @@ JAX_SCRIPT = r"""
 import sys, numpy as np, keras
 sys.path.insert(0, "tests")
 assert keras.backend.backend() == "jax"
-from trainer_helpers import tiny_spec
-from models import build_model
+from trainer_helpers import make_voc_folder, write_spec_yaml
+from trainer.config import TrainConfig
+from trainer.loop import train
 from trainer.loss import ssd_loss
-from trainer.training_model import SSDTrainer
-from trainer.targets import TargetEncoder
+from models.model_file import load_model
+from pathlib import Path
 d = np.load(sys.argv[1])
 total, loc, conf = ssd_loss(d["deltas"], d["logits"], d["box_t"], d["cls_t"], d["mask"])
 np.testing.assert_allclose([float(total), float(loc), float(conf)], d["expected"], rtol=1e-5)
-spec = tiny_spec(["a", "b"])
-keras.utils.set_random_seed(0)
-trainer = SSDTrainer(build_model(spec))
-trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
-rng = np.random.default_rng(0)
-images = rng.integers(0, 255, (4, 128, 128, 3), dtype=np.uint8)
-enc = TargetEncoder(spec)
-targets = [enc(np.array([[0.2, 0.2, 0.6, 0.7]]), np.array([1 + i % 2])) for i in range(4)]
-y = (np.stack([t[0] for t in targets]), np.stack([t[1] for t in targets]), np.ones((4, 3), np.float32))
-losses = [trainer.train_on_batch(images, y, return_dict=True)["loss"] for _ in range(8)]
-assert all(np.isfinite(losses)), losses
+# the real training path: loader, compiled step, validation, checkpoint, model files
+root = Path(sys.argv[2])
+folder = make_voc_folder(root / "voc", 10, seed=4)
+spec = write_spec_yaml(root / "spec.yaml", ["bluedisc", "redbox"])
+cfg = TrainConfig(data=(str(folder),), out=str(root / "run"), spec_file=str(spec), epochs=3, batch_size=4,
+                  val_split=0.2, optimizer="adam", lr=1e-3, augment=False, workers=2, progress_bar=False)
+result = train(cfg, log=lambda line: None)
+losses = [h["train_loss"] for h in result.history]
+assert result.status == "finished" and all(np.isfinite(losses)), losses
 assert losses[-1] < losses[0], losses
-print("ok", losses[0], losses[-1])
+assert load_model(root / "run" / "best.keras").class_names == ("bluedisc", "redbox")
+print("ok", losses)
 """
 
 
@@ -164,7 +164,7 @@ def test_loss_and_training_step_run_on_jax(tmp_path):
     expected = [_np(v) for v in ssd_loss(data["deltas"], data["logits"], data["box_t"], data["cls_t"], data["mask"])]
     np.savez(tmp_path / "loss.npz", expected=np.array(expected), **data)
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path / "loss.npz")], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path / "loss.npz"), str(tmp_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ok" in proc.stdout

@@ -76,14 +76,13 @@ def _weights(path: Path) -> list[np.ndarray]:
 
 def test_resume_continues_to_the_same_weights(data, tmp_path):
     straight = train(config(data, tmp_path / "a", optimizer="sgd", lr=0.01), log=quiet)
-    calls = {"n": 0}
+    asked = {"stop": False}
 
-    def stop_in_epoch_two() -> bool:
-        calls["n"] += 1
-        return calls["n"] == 5  # 3 steps per epoch: stop after step 2 of epoch 2
+    def note_step(figures) -> None:  # 3 steps per epoch: stop after step 2 of epoch 2
+        asked["stop"] = asked["stop"] or (figures["epoch"], figures["step"]) == (2, 2)
 
-    cut = train(config(data, tmp_path / "b", optimizer="sgd", lr=0.01), hooks=RunHooks(should_stop=stop_in_epoch_two),
-                log=quiet)
+    cut = train(config(data, tmp_path / "b", optimizer="sgd", lr=0.01),
+                hooks=RunHooks(should_stop=lambda: asked["stop"], on_step=note_step), log=quiet)
     assert cut.status == "stopped" and cut.epochs_done == 1
     lines = []
     resumed = train(config(data, tmp_path / "b", optimizer="sgd", lr=0.01), resuming=True, log=lines.append)
@@ -196,3 +195,38 @@ def test_overfits_a_handful_of_images(tmp_path):
     samples = scan_folders([folder])[0].samples
     result = evaluate_detections(samples, detect_samples(model, samples, 8, 2), model.class_names)
     assert result.map >= 0.9, result.to_dict(curves=False)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(data, tmp_path):
+    """As the GUI cancels: SIGINT to the process, which stops after the step with a checkpoint
+    (exit status 130); the same command then resumes and finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder, spec = data
+    run = tmp_path / "run"
+    cmd = [sys.executable, "main.py", "train", "--data", str(folder), "--out", str(run), "--spec", str(spec),
+           "--epochs", "3", "--batch", "2", "--workers", "2", "--optimizer", "adam", "--lr", "0.001"]
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    progress = run / "progress.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if progress.is_file() and '"event": "step"' in progress.read_text():
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "stopped; resume with the same command" in out
+    assert (run / "checkpoint.npz").is_file()
+    events = [json.loads(line)["event"] for line in progress.read_text().splitlines()]
+    assert events[-1] == "stopped"
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming" in done.stdout and "finished" in done.stdout
+    assert yaml.safe_load((run / "summary.yaml").read_text())["epochs_done"] == 3

@@ -198,6 +198,8 @@ def _train(args: argparse.Namespace) -> int:
             discover(folder)  # fail fast on a missing folder
     if explicit["workers"] is None:
         explicit["workers"] = _default_workers()
+    if explicit["progress_bar"] is None:  # bars in a terminal; a GUI reads progress.jsonl instead
+        explicit["progress_bar"] = sys.stderr.isatty()
     for name in ("from_model", "spec_file"):
         if explicit[name] is not None and not os.path.isfile(explicit[name]):
             raise DataError(explicit[name], "no such file")

@@ -475,6 +475,8 @@ class Trainer:
             return self.result("finished")
         with self.train_loader, self.val_loader:
             for epoch in range(start_epoch, cfg.epochs):
+                if self.hooks.should_stop():  # asked to stop while reading data or compiling
+                    return self.stopped()
                 frozen = epoch < cfg.freeze_backbone_epochs
                 if frozen != self.frozen:
                     from .optim import optimizer_state
@@ -488,7 +490,8 @@ class Trainer:
                     return self.stopped()
                 self.end_epoch(epoch, sums)
                 start_step, sums = 0, {}
-                if status == "stop_after_epoch" and epoch + 1 < cfg.epochs:
+                # a stop asked for during validation is honoured here, with the epoch's checkpoint
+                if (status == "stop_after_epoch" or self.hooks.should_stop()) and epoch + 1 < cfg.epochs:
                     return self.stopped()
         self.progress.emit("done", best_map=self.best_map, best_epoch=self.best_epoch,
                            model=str(files.best_model), time_s=round(self.elapsed(), 1))

@@ -22,6 +22,13 @@ def _save(fig, path: str | os.PathLike) -> None:
     write_atomic(path, lambda f: f.write(buf.getvalue()))
 
 
+def _epoch_axis(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_losses(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
     """Train loss (total, localisation, confidence) and validation loss per epoch."""
     from matplotlib.figure import Figure
@@ -34,7 +41,7 @@ def plot_losses(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> N
         points = [(e, h[key]) for e, h in zip(epochs, history) if h.get(key) is not None]
         if points:
             ax.plot(*zip(*points), style, marker="o", markersize=3, label=label)
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel("loss (per positive default box)")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -51,7 +58,7 @@ def plot_map(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> None
         points = [(h["epoch"], 100 * h[key]) for h in history if h.get(key) is not None]
         if points:
             ax.plot(*zip(*points), marker="o", markersize=3, label=label)
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel("mAP @ IoU 0.5 (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
