@@ -180,3 +180,27 @@ def test_shared_datasets_read_as_documented(shared_dir):
     assert hardhat.layout == "voc2007" and hardhat.class_names == {"helmet", "head"}
     degenerate = [i for i in hardhat.issues if i.kind == "degenerate_box"]
     assert degenerate and all(i.file.endswith(".xml") for i in degenerate)
+
+
+def test_exif_rotated_photos_are_read_as_their_labels_describe(tmp_path):
+    """labelImg labels the stored pixel grid; other tools label the EXIF-rotated photo. The
+    <size> says which: the image is decoded to match it, and the loader decodes it the same way."""
+    from PIL import Image
+
+    from trainer.image_io import read_image
+
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    raw = np.zeros((40, 60, 3), np.uint8)
+    raw[:, :30] = 255
+    for stem, size in (("grid", (60, 40)), ("turned", (40, 60))):
+        exif = Image.Exif()
+        exif[274] = 6  # "rotate 90 degrees clockwise to display"
+        Image.fromarray(raw).save(folder / f"{stem}.jpg", exif=exif.tobytes())
+        (folder / f"{stem}.xml").write_text(voc_xml(f"{stem}.jpg", size, [("cat", (1, 1, 20, 20))]))
+    scan = scan_folders([folder], workers=1)[0]
+    assert not [i for i in scan.issues if i.kind == "size_mismatch"]
+    by_key = {Path(s.image_path).stem: s for s in scan.samples}
+    assert by_key["grid"].image_hw == (40, 60) and not by_key["grid"].exif_orientation
+    assert by_key["turned"].image_hw == (60, 40) and by_key["turned"].exif_orientation
+    assert read_image(by_key["turned"].image_path, True).shape[:2] == (60, 40)

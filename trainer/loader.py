@@ -167,7 +167,7 @@ class BatchLoader:
         """(image, box_targets, class_targets, class_mask) of sample ``index`` in ``epoch``."""
         sample = self.samples[index]
         try:
-            image = read_image(sample.image_path)
+            image = read_image(sample.image_path, sample.exif_orientation)
         except UnreadableImage as exc:
             raise DataError(sample.image_path, f"could not be read during training ({exc}); "
                                                "did the file change since the run started?") from exc

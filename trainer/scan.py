@@ -9,6 +9,7 @@ data the trainer uses. A bad file never stops the pass; it becomes an :class:`Is
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ import numpy as np
 
 from .cleaning import clean_objects
 from .folders import Entry, FolderLayout, discover, resolve_image
-from .image_io import UnreadableImage, read_image_and_hash
+from .image_io import UnreadableImage, decode_image, read_image_bytes
 from .issues import Issue
 from .voc_xml import AnnotationError, parse_annotation
 
@@ -32,7 +33,8 @@ class Sample:
     ``boxes``: float32 (G, 4) pixel x1, y1, x2, y2 inside the image (G may be 0: a photo with
     no objects); ``names``: (G,) class names; ``difficult``: bool (G,); ``image_hw``: the
     decoded image's (height, width); ``source``: the folder it came from; ``key``: its name
-    inside that folder; ``digest``: SHA-1 of the image file.
+    inside that folder; ``digest``: SHA-1 of the image file; ``exif_orientation``: decode with
+    the EXIF orientation applied (see :func:`trainer.image_io.decode_image`).
     """
 
     source: str
@@ -44,6 +46,7 @@ class Sample:
     names: tuple[str, ...]
     difficult: np.ndarray
     digest: str
+    exif_orientation: bool = False
 
 
 @dataclass
@@ -81,15 +84,23 @@ def _scan_entry(entry: Entry, known: frozenset[str] | None) -> tuple[Sample | No
         return None, [Issue("missing_image", str(entry.annotation), f"its image {wanted!r} is not in "
                             f"{entry.image_dir}; skipped")]
     try:
-        image, digest = read_image_and_hash(image_path)
+        data, digest = read_image_bytes(image_path)
+        image = decode_image(data, image_path)
+        hw = (int(image.shape[0]), int(image.shape[1]))
+        exif = False
+        if annotation.size is not None and annotation.size != (hw[1], hw[0]):
+            # <size> may describe the photo as its EXIF orientation shows it (tools that rotate)
+            turned = decode_image(data, image_path, exif_orientation=True)
+            if annotation.size == (turned.shape[1], turned.shape[0]):
+                hw, exif = (int(turned.shape[0]), int(turned.shape[1])), True
     except UnreadableImage as exc:
         return None, [Issue("unreadable_image", str(image_path), f"{str(exc).split(': ', 1)[-1]}; skipped "
                             f"(annotation {entry.annotation.name})")]
-    hw = (int(image.shape[0]), int(image.shape[1]))
     objects, issues = clean_objects(annotation, hw, known)
     sample = Sample(
         source="", key=entry.key, image_path=str(image_path), annotation_path=str(entry.annotation),
         image_hw=hw, boxes=objects.boxes, names=objects.names, difficult=objects.difficult, digest=digest,
+        exif_orientation=exif,
     )
     return sample, issues
 
@@ -124,8 +135,7 @@ def scan_folder(
 
 
 def _with_source(sample: Sample, root: str) -> Sample:
-    return Sample(root, sample.key, sample.image_path, sample.annotation_path, sample.image_hw,
-                  sample.boxes, sample.names, sample.difficult, sample.digest)
+    return dataclasses.replace(sample, source=root)
 
 
 def mark_duplicates(scans: Sequence[FolderScan]) -> None:
