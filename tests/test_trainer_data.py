@@ -20,7 +20,7 @@ from trainer.cleaning import clean_objects
 from trainer.errors import DataError
 from trainer.folders import discover
 from trainer.scan import scan_folders
-from trainer.voc_xml import AnnotationError, parse_annotation, parse_annotation_bytes
+from trainer.voc_xml import AnnotationError, parse_annotation_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -88,3 +88,16 @@ def test_ap_rules_on_curves():
     assert ap_all_points(np.array([0.5, 1.0]), np.array([1.0, 0.5])) == pytest.approx(0.75)
     assert ap_11_points(np.array([0.5, 1.0]), np.array([1.0, 0.5])) == pytest.approx((6 * 1 + 5 * 0.5) / 11)
     assert ap_all_points(np.array([]), np.array([])) == 0.0
+
+
+def test_partial_labels_measure_each_class_on_the_images_labelled_for_it():
+    """Image 0 comes from a folder that labels only class 0, image 1 from one that labels only
+    class 1. A class-1 detection on image 0 is not a false positive: nobody labelled class 1
+    there. Without the rows it would halve class 1's precision."""
+    truths = [truth([A], [0]), truth([B], [1])]
+    detections = [dets([A, C], [0.9, 0.95], [0, 1]), dets([B], [0.8], [1])]
+    rows = [np.array([True, False]), np.array([False, True])]
+    partial = evaluate_voc(["hat", "dog"], truths, detections, labelled=rows)
+    assert [c.ap for c in partial.classes] == [1.0, 1.0]
+    plain = evaluate_voc(["hat", "dog"], truths, detections)
+    assert plain.classes[1].ap == pytest.approx(0.5) and plain.classes[1].false_positives == 1

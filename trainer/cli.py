@@ -255,7 +255,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from .atomic import write_text_atomic
     from .errors import DataError
-    from .evaluate import evaluate_detections, format_result
+    from .evaluate import evaluate_detections, format_result, labelled_classes
     from .folders import discover
     from .inference import EVAL_POSTPROCESS, detect_samples
     from .plots import plot_pr_curves
@@ -268,9 +268,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     classes = model.spec.class_names
     scans = scan_folders(args.data, classes, workers=args.workers, progress=args.progress_bar)
-    samples = [s for scan in scans for s in scan.samples]
-    if args.images:
-        samples = _restrict(samples, args.images)
+    every = [s for scan in scans for s in scan.samples]
+    samples = _restrict(every, args.images) if args.images else every
     if not samples:
         raise DataError(", ".join(args.data), "no usable labelled images")
     skipped = sum(1 for scan in scans for i in scan.issues if i.kind == "unknown_class")
@@ -278,7 +277,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     if skipped:
         print(f"note: {skipped} objects of classes the model does not know are not part of this evaluation")
     detections = detect_samples(model, samples, args.batch, args.workers, "detecting" if args.progress_bar else None)
-    result = evaluate_detections(samples, detections, classes)
+    labelled = labelled_classes(samples, classes, reference=every)
+    if labelled is not None:
+        print("note: the folders label different classes; each class is measured on the folders that label it")
+    result = evaluate_detections(samples, detections, classes, labelled)
     print(format_result(result))
     plot = args.plot or (str(Path(args.json).with_name(Path(args.json).stem + "_pr.png")) if args.json else None)
     if plot:

@@ -28,10 +28,29 @@ def detections_of(det: Detections) -> ImageDetections:
     return ImageDetections(boxes=det.boxes, scores=det.scores, labels=det.class_ids.astype(np.int64))
 
 
-def evaluate_detections(samples: Sequence[Sample], detections: Sequence[Detections], class_names: Sequence[str]) -> VOCResult:
-    """VOC AP of ``detections[i]`` against ``samples[i]`` for every class of the model."""
+def labelled_classes(samples: Sequence[Sample], class_names: Sequence[str],
+                     reference: Sequence[Sample] | None = None) -> list[np.ndarray] | None:
+    """Per image of ``samples``, the classes its folder labels (bool (C,)), judged on
+    ``reference`` (default: ``samples``; pass all of a folder's images when evaluating a
+    subset). None when every folder labels the same classes: then every image counts for
+    every class, as in plain VOC."""
+    by_source: dict[str, set[str]] = {}
+    for s in reference if reference is not None else samples:
+        by_source.setdefault(s.source, set()).update(s.names)
+    if len({frozenset(v) for v in by_source.values()}) <= 1:
+        return None
+    rows = {src: np.array([n in names for n in class_names]) for src, names in by_source.items()}
+    return [rows.get(s.source, np.ones(len(class_names), bool)) for s in samples]
+
+
+def evaluate_detections(samples: Sequence[Sample], detections: Sequence[Detections], class_names: Sequence[str],
+                        labelled: Sequence[np.ndarray] | None = None) -> VOCResult:
+    """VOC AP of ``detections[i]`` against ``samples[i]`` for every class of the model.
+
+    ``labelled``: per image, the classes its folder labels (see :func:`labelled_classes`);
+    each class is then measured only on the images labelled for it."""
     return evaluate_voc(class_names, [truth_of(s, class_names) for s in samples],
-                        [detections_of(d) for d in detections])
+                        [detections_of(d) for d in detections], labelled=labelled)
 
 
 def _fmt(value: float | None) -> str:

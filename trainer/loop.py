@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,7 +240,10 @@ class Trainer:
             for row in range(n):
                 sample = self.val_samples[int(batch.indices[row])]
                 detections.append(to_detections(deltas[row], logits[row], priors, spec, sample.image_hw))
-        return float(np.mean(losses)), evaluate_detections(self.val_samples, detections, spec.class_names)
+        # with class masks, each class is measured on the images of folders that label it
+        labelled = [self.masks[s.source][1:] > 0 for s in self.val_samples] if self.use_mask else None
+        result = evaluate_detections(self.val_samples, detections, spec.class_names, labelled)
+        return float(np.mean(losses)), result
 
     # state --------------------------------------------------------------------------------
 
@@ -430,7 +432,7 @@ class Trainer:
         batch_size = min(cfg.batch_size, len(self.train_samples))
         if batch_size < cfg.batch_size:
             self.log(f"note: only {len(self.train_samples)} training images, so batches of {batch_size}")
-        masks = source_masks(self.samples, self.classes, self.use_mask)
+        masks = self.masks = source_masks(self.samples, self.classes, self.use_mask)
         self.train_loader = BatchLoader(self.train_samples, self.classes, spec, batch_size, cfg.seed,
                                         AugmentConfig() if cfg.augment else AugmentConfig(
                                             photometric=False, expand_prob=0.0, crop=False, flip_prob=0.0),

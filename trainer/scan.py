@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,11 +163,3 @@ def scan_folders(
         scans = [scan_folder(layout, known_set, pool, progress) for layout in layouts]
     mark_duplicates(scans)
     return scans
-
-
-def duplicate_groups(samples: Sequence[Sample]) -> dict[str, list[int]]:
-    """Indices of samples by image digest (a group of 1 for a unique image)."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, s in enumerate(samples):
-        groups[s.digest].append(i)
-    return dict(groups)

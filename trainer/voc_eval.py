@@ -193,11 +193,20 @@ def evaluate_voc(
     truths: Sequence[ImageTruth],
     detections: Sequence[ImageDetections],
     iou_threshold: float = IOU_THRESHOLD,
+    labelled: Sequence[np.ndarray] | None = None,
 ) -> VOCResult:
-    """AP of every class and mAP (VOC2010+ all-point and VOC2007 11-point) over the images."""
+    """AP of every class and mAP (VOC2010+ all-point and VOC2007 11-point) over the images.
+
+    ``labelled``: optional bool (C,) per image, the classes its source labels. A class is then
+    evaluated only on the images labelled for it: a dog found on a hard-hat photo (a folder that
+    never labels dogs) is neither right nor wrong, so it must not count as a false positive.
+    """
     if len(truths) != len(detections):
         raise ValueError(f"need one detection set per image: {len(truths)} images, {len(detections)} detection sets")
-    return VOCResult(
-        tuple(class_ap(n, c, truths, detections, iou_threshold) for c, n in enumerate(class_names)),
-        iou_threshold,
-    )
+    if labelled is not None and len(labelled) != len(truths):
+        raise ValueError(f"need one 'labelled' row per image: {len(truths)} images, {len(labelled)} rows")
+    results = []
+    for c, name in enumerate(class_names):
+        keep = range(len(truths)) if labelled is None else [i for i in range(len(truths)) if labelled[i][c]]
+        results.append(class_ap(name, c, [truths[i] for i in keep], [detections[i] for i in keep], iou_threshold))
+    return VOCResult(tuple(results), iou_threshold)
