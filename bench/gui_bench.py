@@ -35,6 +35,7 @@ class StallMeter:
         from PyQt5.QtCore import Qt, QTimer
 
         self.intervals: list[float] = []
+        self.times: list[float] = []
         self._last: float | None = None
         self.timer = QTimer(app, interval=TICK_MS, timerType=Qt.PreciseTimer, timeout=self._tick)
 
@@ -46,6 +47,7 @@ class StallMeter:
         now = time.perf_counter()
         if self._last is not None:
             self.intervals.append((now - self._last) * 1e3)
+            self.times.append(now)
         self._last = now
 
     def stalls_ms(self) -> list[float]:
@@ -65,9 +67,11 @@ def run(args: argparse.Namespace) -> dict:
     from PyQt5.QtCore import QTimer
     from PyQt5.QtWidgets import QApplication
 
+    from detector_app.gui.app import settle_heap
     from detector_app.gui.main_window import MainWindow
 
     app = QApplication([sys.argv[0]])
+    settle_heap()  # as run_app does
     window = MainWindow(find_cameras=False)
     window.resize(1280, 760)
     window.show()
@@ -132,6 +136,7 @@ def summarise(args: argparse.Namespace, state: dict, painted: list, stalls: Stal
         "gui_stall_ms_max": round(max(stall, default=0.0), 1),
         "gui_stall_ms_p99": round(percentile(stall, 99), 1),
         "gui_stalls_over_50ms": sum(1 for s in stall if s > 50),
+        "gui_stall_max_at_s": round(stalls.times[stall.index(max(stall))] - state["t0"], 2) if stall else None,
         "stage_ms_median": {k: round(v, 2) for k, v in stats.stage_ms.items()},
     }
 

@@ -60,9 +60,11 @@ def capture(source: str, model: str | None, seconds: float, out: Path, conf: flo
     from PyQt5.QtCore import QTimer
     from PyQt5.QtWidgets import QApplication
 
+    from detector_app.gui.app import settle_heap
     from detector_app.gui.main_window import MainWindow
 
     app = QApplication([sys.argv[0]])
+    settle_heap()  # as run_app does
     window = MainWindow(find_cameras=True)
     window.resize(*size)
     window.show()
