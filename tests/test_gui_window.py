@@ -338,3 +338,21 @@ def test_a_model_opened_from_a_file_joins_the_model_list(qtbot, window, model_fi
     labels = [window.model_picker.combo.itemText(i) for i in range(window.model_picker.combo.count())]
     assert any(label.startswith("cows (imported: cow, sheep)") for label in labels)
     assert window.model_picker.combo.currentText().startswith("cows")
+
+
+def test_a_folder_of_images_opens_paused_and_steps(qtbot, window, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"p{i}.jpg"), np.full((120, 160, 3), 60 * i, np.uint8))
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    window.open_source_text(str(folder))
+    qtbot.waitUntil(lambda: window.last_result is not None, timeout=20000)
+    assert window.last_result.frame.label == "p0.jpg"  # broken.jpg is reported and skipped
+    assert not window.playback.playing
+    first = window.last_result.id
+    qtbot.wait(300)
+    assert window.last_result.id == first, "paused: no other image"
+    window.step_frame()
+    qtbot.waitUntil(lambda: window.last_result.id > first, timeout=5000)
+    assert window.last_result.frame.label == "p1.jpg"

@@ -271,7 +271,12 @@ class MainWindow(QMainWindow):
         self.meter = DisplayMeter()
         self._at_end = False
         self.playback.set_source(source.seekable, source.frame_count, source.fps)
-        self.playback.set_playing(True)
+        # Photos open paused on the first one (step with "." or play through them); videos play.
+        playing = source.kind != "images"
+        if not playing:
+            pipeline.pause()
+            pipeline.step()
+        self.playback.set_playing(playing)
         self.settings.last_source = text
         self.setWindowTitle(f"{Path(source.name).name or source.name} — Detector")
         if self.messages.level == "error":
