@@ -169,8 +169,10 @@ def test_command_line_train_resume_eval_and_user_errors(data, tmp_path, capsys):
     assert main.main(["eval", "--data", str(folder), "--model", str(junk)]) == 2
     assert main.main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r2")]) == 2
     assert main.main(["train", "--data", str(folder), "--out", str(tmp_path / "r3"), "--resume"]) == 2
+    assert main.main(["train", "--out", str(tmp_path / "r4")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and "junk.keras" in err[0] and "missing: no such folder" in err[1] and "--resume" in err[2]
+    assert len(err) == 4 and "junk.keras" in err[0] and "missing: no such folder" in err[1] and "--resume" in err[2]
+    assert "--data DIR" in err[3]
 
 
 def test_nan_loss_stops_with_a_clear_message(data, tmp_path):

@@ -135,6 +135,8 @@ def resolve_config(explicit: dict[str, Any], resume: bool = False) -> tuple[Trai
         raise DataError(out, "--resume was given but this folder holds no interrupted run (no checkpoint.npz)")
     recorded = read_recorded(out) if has_checkpoint else None
     if recorded is None:
+        if not given.get("data"):
+            raise DataError(out, "nothing to resume here and no data given; add --data DIR (a labelled folder)")
         return TrainConfig(**given).validate(), False
     settings = normalise(recorded["settings"])
     conflicts = [

@@ -520,8 +520,11 @@ def train(config: TrainConfig, resuming: bool = False, hooks: RunHooks | None = 
     Raises :class:`DataError` for unusable data or run folders. A diverging loss returns a
     result with status "diverged" (the last good checkpoint is kept).
     """
+    import keras
+
     config.validate()
     trainer = Trainer(config, hooks or RunHooks(), log)
+    policy = keras.config.dtype_policy()  # the run sets its precision globally; put it back after
     with run_lock(trainer.files):
         try:
             return trainer.run(resuming)
@@ -535,3 +538,5 @@ def train(config: TrainConfig, resuming: bool = False, hooks: RunHooks | None = 
         except DataError as exc:
             trainer.progress.emit("error", message=str(exc))
             raise
+        finally:
+            keras.config.set_dtype_policy(policy)
