@@ -203,6 +203,10 @@ def _train(args: argparse.Namespace) -> int:
     for name in ("from_model", "spec_file"):
         if explicit[name] is not None and not os.path.isfile(explicit[name]):
             raise DataError(explicit[name], "no such file")
+    network = [f"--{k.replace('_file', '')}" for k in ("layout", "alpha", "spec_file") if explicit[k] is not None]
+    if explicit["from_model"] is not None and network:
+        raise DataError("--from", f"the network is the model's own; leave out {', '.join(network)} "
+                                  "(they choose a network for training from scratch)")
     config, resuming = resolve_config(explicit, resume=args.resume)
     stop = _StopFlag()
     restore = stop.install()
