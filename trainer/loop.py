@@ -388,89 +388,111 @@ class Trainer:
 
     # the whole run ------------------------------------------------------------------------
 
-    def run(self, resuming: bool) -> TrainResult:
+    def split(self, resuming: bool) -> None:
+        """Fix the train/val split: computed and recorded on a fresh run, read back on resume."""
+        from .split import read_split, split_samples, write_split
+
+        if resuming:
+            train_idx, val_idx, notes = read_split(self.files.root, self.samples)
+            for note in notes:
+                self.log(f"note: {note}")
+        else:
+            train_idx, val_idx = split_samples(self.samples, self.config.val_split, self.config.seed)
+            write_split(self.files.root, self.samples, train_idx, val_idx)
+        self.train_samples = [self.samples[i] for i in train_idx]
+        self.val_samples = [self.samples[i] for i in val_idx]
+        if not self.train_samples:
+            raise DataError(self.files.root, "no training images left after the split; lower --val-split or add images")
+        self.fingerprint = _fingerprint(self.train_samples)
+
+    def make_loaders(self, spec) -> int:
+        """Training and validation loaders and the learning-rate schedule; returns the batch size."""
+        from .augment import AugmentConfig
+        from .loader import BatchLoader, source_masks
+        from .optim import DEFAULT_LR
+        from .schedule import WarmupDecay
+
+        cfg = self.config
+        batch_size = min(cfg.batch_size, len(self.train_samples))
+        if batch_size < cfg.batch_size:
+            self.log(f"note: only {len(self.train_samples)} training images, so batches of {batch_size}")
+        self.masks = source_masks(self.samples, self.classes, self.use_mask)
+        augment = AugmentConfig() if cfg.augment else AugmentConfig(photometric=False, expand_prob=0.0, crop=False,
+                                                                     flip_prob=0.0)
+        self.train_loader = BatchLoader(self.train_samples, self.classes, spec, batch_size, cfg.seed, augment,
+                                        workers=cfg.workers, masks=self.masks)
+        self.val_loader = BatchLoader(self.val_samples, self.classes, spec, min(batch_size, 16), augment_config=None,
+                                      workers=cfg.workers, masks=self.masks)
+        steps = self.train_loader.steps_per_epoch
+        self.base_lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer]
+        self.schedule = WarmupDecay(self.base_lr, cfg.epochs * steps, int(round(cfg.warmup_epochs * steps)),
+                                    cfg.schedule)
+        return batch_size
+
+    def restore(self) -> tuple[int, int, dict[str, float], dict[str, np.ndarray]]:
+        """Load the checkpoint into the detector and the run; (epoch, step, sums, optimiser state)."""
+        from .checkpoint import load_checkpoint, restore_model
+
+        weights, opt_state, meta = load_checkpoint(self.files.checkpoint)
+        restore_model(self.detector, weights, meta["model_paths"], self.files.checkpoint)
+        self.history, self.best_map, self.best_epoch = meta["history"], meta["best_map"], meta["best_epoch"]
+        self.elapsed_before = meta["elapsed_s"]
+        if meta.get("fingerprint") != self.fingerprint:
+            self.log("note: the training images changed since the run started; it continues, but will not "
+                     "match an uninterrupted run exactly")
+        epoch, step = meta["epoch"], meta["step"]
+        where = f"epoch {epoch + 1}, step {step + 1}" if step else f"the start of epoch {epoch + 1}"
+        best = "n/a" if self.best_map is None else f"{100 * self.best_map:.2f}"
+        self.log(f"resuming {self.files.root} at {where} of {self.config.epochs} (best val mAP so far: {best})")
+        return epoch, step, meta["sums"], opt_state
+
+    def setup(self, resuming: bool) -> tuple[int, int, dict[str, float], dict[str, np.ndarray] | None]:
+        """Everything before the first step; returns where to start (epoch, step, sums, optimiser state)."""
         import keras
 
         from models.spec import ModelSpec
 
-        from .augment import AugmentConfig
-        from .checkpoint import load_checkpoint, restore_model
         from .config import read_recorded
-        from .loader import BatchLoader, source_masks
-        from .optim import DEFAULT_LR
-        from .schedule import WarmupDecay
-        from .split import read_split, split_samples, write_split
         from .training_model import SSDTrainer
 
-        cfg = self.config
-        files = self.files
+        cfg, files = self.config, self.files
         recorded = read_recorded(files.root) if resuming else None
         keras.config.set_dtype_policy(cfg.precision)
         self.read_data(recorded)
         spec = ModelSpec.from_dict(recorded["resolved"]["spec"]) if recorded else build_spec(cfg, self.classes)
         self.write_data_report(spec)
-
-        if resuming:
-            train_idx, val_idx, notes = read_split(files.root, self.samples)
-            for note in notes:
-                self.log(f"note: {note}")
-        else:
-            train_idx, val_idx = split_samples(self.samples, cfg.val_split, cfg.seed)
-            write_split(files.root, self.samples, train_idx, val_idx)
-        self.train_samples = [self.samples[i] for i in train_idx]
-        self.val_samples = [self.samples[i] for i in val_idx]
-        if not self.train_samples:
-            raise DataError(files.root, "no training images left after the split; lower --val-split or add images")
-        self.fingerprint = _fingerprint(self.train_samples)
+        self.split(resuming)
         self.use_mask = _class_mask_enabled(cfg.class_mask, self.folder_classes)
-
         if not resuming:
             write_yaml(files.config, {
                 "settings": identity(cfg),
                 "resolved": {"classes": list(self.classes), "spec": spec.to_dict(), "class_mask": self.use_mask},
             })
-        batch_size = min(cfg.batch_size, len(self.train_samples))
-        if batch_size < cfg.batch_size:
-            self.log(f"note: only {len(self.train_samples)} training images, so batches of {batch_size}")
-        masks = self.masks = source_masks(self.samples, self.classes, self.use_mask)
-        self.train_loader = BatchLoader(self.train_samples, self.classes, spec, batch_size, cfg.seed,
-                                        AugmentConfig() if cfg.augment else AugmentConfig(
-                                            photometric=False, expand_prob=0.0, crop=False, flip_prob=0.0),
-                                        workers=cfg.workers, masks=masks)
-        self.val_loader = BatchLoader(self.val_samples, self.classes, spec, min(batch_size, 16), augment_config=None,
-                                      workers=cfg.workers, masks=masks)
-        steps = self.train_loader.steps_per_epoch
-        self.base_lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer]
-        self.schedule = WarmupDecay(self.base_lr, cfg.epochs * steps, int(round(cfg.warmup_epochs * steps)), cfg.schedule)
-
+        batch_size = self.make_loaders(spec)
         self.detector = self.build_detector(spec, resuming)
         self.wrapper = SSDTrainer(self.detector, weight_decay=cfg.weight_decay, use_class_mask=self.use_mask)
         self.history: list[dict[str, Any]] = []
         self.best_map, self.best_epoch = None, None
         self.elapsed_before, self.session_start = 0.0, time.monotonic()
-        start_epoch, start_step, sums, opt_state = 0, 0, {}, None
-        if resuming:
-            weights, opt_state, meta = load_checkpoint(files.checkpoint)
-            restore_model(self.detector, weights, meta["model_paths"], files.checkpoint)
-            start_epoch, start_step, sums = meta["epoch"], meta["step"], meta["sums"]
-            self.history, self.best_map, self.best_epoch = meta["history"], meta["best_map"], meta["best_epoch"]
-            self.elapsed_before = meta["elapsed_s"]
-            if meta.get("fingerprint") != self.fingerprint:
-                self.log("note: the training images changed since the run started; it continues, but will not "
-                         "match an uninterrupted run exactly")
-            where = f"epoch {start_epoch + 1}, step {start_step + 1}" if start_step else f"the start of epoch {start_epoch + 1}"
-            self.log(f"resuming {files.root} at {where} of {cfg.epochs} (best val mAP so far: "
-                     f"{'n/a' if self.best_map is None else f'{100 * self.best_map:.2f}'})")
-        else:
+        self.frozen = None
+        start = self.restore() if resuming else (0, 0, {}, None)
+        steps = self.train_loader.steps_per_epoch
+        if not resuming:
             self.log(f"starting {files.root}: {len(self.classes)} classes ({', '.join(self.classes)}), "
                      f"{len(self.train_samples)} train / {len(self.val_samples)} val images, {cfg.epochs} epochs of "
                      f"{steps} steps (batch {batch_size}), {spec.layout} layout at {spec.input_size[0]}x{spec.input_size[1]}"
                      + (", class masks on (folders label different classes)" if self.use_mask else ""))
-        self.frozen = None
-        self.progress.emit("start", run_dir=str(files.root), resumed=resuming, epoch=start_epoch, step=start_step,
+        self.progress.emit("start", run_dir=str(files.root), resumed=resuming, epoch=start[0], step=start[1],
                            epochs=cfg.epochs, steps_per_epoch=steps, classes=list(self.classes),
                            train_images=len(self.train_samples), val_images=len(self.val_samples))
+        return start
 
+    def run(self, resuming: bool) -> TrainResult:
+        """Set up, then train epoch by epoch until the end, a stop request, or divergence."""
+        from .optim import optimizer_state
+
+        cfg, files = self.config, self.files
+        start_epoch, start_step, sums, opt_state = self.setup(resuming)
         if start_epoch >= cfg.epochs:
             self.log(f"{files.root} has already finished its {cfg.epochs} epochs; nothing to do")
             self.write_summary("finished")
@@ -481,8 +503,6 @@ class Trainer:
                     return self.stopped()
                 frozen = epoch < cfg.freeze_backbone_epochs
                 if frozen != self.frozen:
-                    from .optim import optimizer_state
-
                     state = opt_state if self.frozen is None else optimizer_state(self.wrapper.optimizer)
                     self.compile_phase(frozen, state)
                     if frozen:
