@@ -45,20 +45,28 @@ class FolderLayout:
     notes: tuple[str, ...] = ()
 
 
+def _listing(folder: Path) -> list[Path]:
+    """The folder's entries, sorted; a folder that cannot be listed is a DataError naming it."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise DataError(folder, f"cannot be listed ({exc.strerror or exc})") from exc
+
+
 def _child(root: Path, *names: str) -> Path | None:
     """A sub-folder of ``root`` with one of ``names``, case-insensitively (labelImg users
     write Images/ or images/)."""
     if not root.is_dir():
         return None
     wanted = {n.lower() for n in names}
-    for child in sorted(root.iterdir()):
+    for child in _listing(root):
         if child.is_dir() and child.name.lower() in wanted:
             return child
     return None
 
 
 def _files(folder: Path, keep: Callable[[str], bool]) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and keep(p.name))
+    return [p for p in _listing(folder) if p.is_file() and keep(p.name)]
 
 
 def _is_xml(name: str) -> bool:
@@ -77,7 +85,11 @@ def _voc_ids(root: Path, annotations: Path) -> tuple[list[str], str]:
         ids: list[str] = []
         seen: set[str] = set()
         for path in lists:
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise DataError(path, f"cannot be read ({exc.strerror or exc})") from exc
+            for line in text.splitlines():
                 token = line.strip().split()[0] if line.strip() else ""
                 if token and token not in seen:
                     seen.add(token)
