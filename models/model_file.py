@@ -20,6 +20,10 @@ from .spec import ModelSpec, SpecError
 from .ssd import SSDModel
 
 MODEL_CLASS = "SSDModel"
+# What a model file of this app declares, exactly: Keras resolves the class from these names,
+# so a file naming any other module or registered name is refused before Keras reads it.
+EXPECTED_HEADER = {"class_name": MODEL_CLASS, "module": "models.ssd", "registered_name": "detector_app>SSDModel"}
+ALLOWED_CONFIG_KEYS = {"spec", "name", "trainable", "dtype"}
 
 
 class ModelFileError(ValueError):
@@ -111,4 +115,13 @@ def _read_config(path: Path) -> dict:
             f"is a Keras model of class {found!r}, not a detector saved by this app "
             f"(expected {MODEL_CLASS}); import other models with `main.py import-caffe`",
         )
+    for key, expected in EXPECTED_HEADER.items():
+        if config.get(key) != expected:
+            raise ModelFileError(
+                path, f"declares {key} {config.get(key)!r} instead of {expected!r}; refusing to load it "
+                      f"(a model file of this app names only its own class)")
+    inner = config.get("config")
+    if not isinstance(inner, dict) or not set(inner) <= ALLOWED_CONFIG_KEYS:
+        extra = sorted(set(inner) - ALLOWED_CONFIG_KEYS) if isinstance(inner, dict) else inner
+        raise ModelFileError(path, f"has unexpected model config entries {extra!r}; refusing to load it")
     return config
