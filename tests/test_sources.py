@@ -91,3 +91,18 @@ def test_to_bgr8_conversions():
         to_bgr8(np.zeros((4, 5, 2), np.uint8))
     with pytest.raises(ImageFormatError):
         to_bgr8(np.zeros((0, 5, 3), np.uint8))
+
+
+def test_damaged_frame_mid_file_is_reported_and_skipped(tmp_path):
+    path = write_video(tmp_path / "v.avi", frames=20)
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]  # JPEG SOI
+    assert len(starts) == 20
+    data[starts[10]:starts[10] + 400] = b"\x11" * 400  # destroy frame 10's JPEG header
+    bad = tmp_path / "damaged.avi"
+    bad.write_bytes(bytes(data))
+    warnings = []
+    with open_source(str(bad), on_warning=warnings.append) as src:
+        indexes = [f.index for f in src]
+    assert indexes == [i for i in range(20) if i != 10]
+    assert warnings == [f"{bad}: frame 10 could not be decoded; skipped"]
