@@ -136,14 +136,48 @@ def convert_to_litert(model: SSDModel) -> bytes:
     return keras_to_litert(build_inference_model(model))
 
 
-def litert_bytes(model: SSDModel) -> bytes:
-    """The converted graph, from the cache when this exact model was converted before."""
+def _convert_file(model_path: str, out_path: str) -> None:
+    """Child-process entry of :func:`convert_in_child`: model file in, LiteRT file out."""
+    from models.model_file import load_model
+
+    Path(out_path).write_bytes(convert_to_litert(load_model(model_path)))
+
+
+def convert_in_child(model: SSDModel, timeout_s: float = 600) -> bytes:
+    """:func:`convert_to_litert` in a child Python process.
+
+    The converter holds the GIL for seconds; a GUI that loads a model on a worker thread would
+    freeze meanwhile. The child costs a TensorFlow import, but the caller's threads keep running.
+    """
+    import subprocess
+    import sys
+
+    from models.model_file import save_model
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="litert-") as tmp:
+        src = save_model(model, Path(tmp) / "model.keras")
+        out = Path(tmp) / "model.tflite"
+        code = "import sys; from detector_app.engines import _convert_file; _convert_file(sys.argv[1], sys.argv[2])"
+        proc = subprocess.run([sys.executable, "-c", code, str(src), str(out)], cwd=root,
+                              capture_output=True, text=True, timeout=timeout_s)
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"LiteRT conversion in a child process failed: {tail[0]}")
+        return out.read_bytes()
+
+
+def litert_bytes(model: SSDModel, in_child: bool = False) -> bytes:
+    """The converted graph, from the cache when this exact model was converted before.
+
+    ``in_child``: convert in a child process (see :func:`convert_in_child`).
+    """
     import tensorflow as tf
 
     path = cache_dir() / "litert" / f"{model_digest(model)}-tf{tf.__version__}-f{LITERT_FORMAT}.tflite"
     if path.exists():
         return path.read_bytes()
-    data = convert_to_litert(model)
+    data = convert_in_child(model) if in_child else convert_to_litert(model)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -155,14 +189,14 @@ def litert_bytes(model: SSDModel) -> bytes:
     return data
 
 
-def litert_engine(model: SSDModel, threads: int | None = None) -> InferFn:
+def litert_engine(model: SSDModel, threads: int | None = None, convert_in_child: bool = False) -> InferFn:
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("the litert engine converts with TensorFlow; use the keras engine on other backends")
     from ai_edge_litert.interpreter import Interpreter
 
     if threads is None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    interpreter = Interpreter(model_content=litert_bytes(model), num_threads=threads)
+    interpreter = Interpreter(model_content=litert_bytes(model, convert_in_child), num_threads=threads)
     runner = interpreter.get_signature_runner()
     # Keras output order: output_0 = corners, output_1 = probs.
 
@@ -198,9 +232,10 @@ def auto_engine() -> str:
     return "litert"
 
 
-def make_engine(model: SSDModel, name: str = "auto") -> tuple[str, InferFn]:
+def make_engine(model: SSDModel, name: str = "auto", convert_in_child: bool = False) -> tuple[str, InferFn]:
     """The engine ``name`` (or the best one for ``auto``), falling back to ``keras`` with a
-    warning if LiteRT conversion fails (the app must keep working)."""
+    warning if LiteRT conversion fails (the app must keep working). ``convert_in_child``:
+    convert in a child process (for callers whose other threads must keep running)."""
     name = os.environ.get("DETECTOR_ENGINE", name)
     if name == "auto":
         name = auto_engine()
@@ -208,7 +243,7 @@ def make_engine(model: SSDModel, name: str = "auto") -> tuple[str, InferFn]:
         raise ValueError(f"unknown engine {name!r}; use one of {sorted(ENGINES)} or 'auto'")
     if name == "litert":
         try:
-            return name, litert_engine(model)
+            return name, litert_engine(model, convert_in_child=convert_in_child)
         except Exception as exc:  # conversion can fail in many ways; the compiled graph still works
             log.warning("LiteRT engine unavailable (%s: %s); using the compiled Keras graph", type(exc).__name__, exc)
             name = "keras"

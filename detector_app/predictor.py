@@ -119,6 +119,7 @@ class Predictor:
         warmup: bool = True,
         source: str = "",
         engine: str = "auto",
+        convert_in_child: bool = False,
     ):
         if not isinstance(model, SSDModel):
             raise TypeError(f"Predictor needs an SSDModel, got {type(model).__name__}")
@@ -129,7 +130,9 @@ class Predictor:
         self.class_filter = classes
         self.backend = keras.backend.backend()
         self.device = DEVICES[self.backend]()
-        self.engine, self._infer = make_engine(model, engine)
+        # convert_in_child: a first-time LiteRT conversion runs in a child process, so a GUI
+        # that builds predictors on a worker thread never freezes (the converter holds the GIL).
+        self.engine, self._infer = make_engine(model, engine, convert_in_child=convert_in_child)
         self.last_times = StageTimes()
         self.stats = TimingStats()
         h, w = self.spec.input_size

@@ -140,3 +140,16 @@ def test_predictor_on_jax_backend(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("ok")
+
+
+def test_conversion_in_a_child_process_matches(dog_model, tmp_path, monkeypatch):
+    """The GUI converts in a child process (no GIL held for seconds); same graph, same results."""
+    monkeypatch.setenv("DETECTOR_CACHE_DIR", str(tmp_path))
+    frame = np.random.default_rng(5).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    config = PostprocessConfig(conf_threshold=0.3)
+    child = Predictor(dog_model, config=config, engine="litert", convert_in_child=True)
+    assert child.engine == "litert" and len(list((tmp_path / "litert").glob("*.tflite"))) == 1
+    want = _reference(dog_model, frame, config)
+    got = child.predict(frame)
+    assert got.names == want.names
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)

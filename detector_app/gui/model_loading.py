@@ -23,6 +23,9 @@ def load_predictor(path: str | None) -> LoadedModel:
     """Load ``path`` (None: the bundled default, else a random model), build and warm up its
     predictor. Raises models.model_file.ModelFileError naming the file."""
     resolved = resolve_model(path)
-    predictor = Predictor(resolved.model, source=resolved.path or "random model (untrained)")
+    # A first-time LiteRT conversion holds the GIL for seconds: do it in a child process so
+    # the window keeps painting while the model loads.
+    predictor = Predictor(resolved.model, source=resolved.path or "random model (untrained)",
+                          convert_in_child=True)
     warning = RANDOM_WARNING.format(path=DEFAULT_MODEL) if resolved.is_random else None
     return LoadedModel(predictor, resolved.path, warning)
