@@ -149,6 +149,11 @@ class VideoFileSource(FrameSource):
                     self._report_bad(bad_start, self._index - 1)
                 return image
             if self._count is None or self._index >= self._count:
+                if bad_start:  # frames decoded before (at frame 0 the open itself fails, and says so)
+                    self.on_warning(
+                        f"{self.name}: frames {bad_start}-{self._index - 1} could not be decoded, although the "
+                        f"file claims {self._count} frames; treating it as the end (truncated or damaged?)"
+                    )
                 return None
             if bad_start is None:
                 bad_start = self._index
