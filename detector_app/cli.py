@@ -92,6 +92,10 @@ def run_detect(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if summary.output_errors:  # e.g. the disk filled up: the earlier files were kept
+        for message in summary.output_errors:
+            print(f"error: {message}", file=sys.stderr)
+        return 2
     if summary.frames == 0:
         return _error(f"{args.source}: no frame could be read")
     for path in (args.out, args.json_out):

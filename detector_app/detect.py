@@ -9,10 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .capture import Backoff
 from .overlay import draw_detections
 from .predictor import Predictor
 from .sources import FrameSource
 from .writers import JsonlWriter, OutputError, VideoRecorder
+
+# A camera or stream that stops delivering is reopened this way before the run ends.
+LIVE_BACKOFF = Backoff(first_s=0.5, factor=2.0, max_s=8.0, max_attempts=6)
 
 
 @dataclass
@@ -24,6 +28,7 @@ class DetectSummary:
     seconds: float = 0.0
     stage_ms: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    output_errors: list[str] = field(default_factory=list)  # outputs that could not be finished
 
     @property
     def fps(self) -> float:
@@ -48,11 +53,14 @@ def run_detection(
     max_frames: int | None = None,
     progress: bool = True,
     on_frame: Callable | None = None,
+    backoff: Backoff | None = None,
 ) -> DetectSummary:
     """Detect in every frame of ``source``; write the annotated video and JSON Lines if asked.
 
     Output files are committed (renamed into place) at the end, also after Ctrl-C with what
-    was done so far; an error while writing keeps any earlier file of the same name.
+    was done so far; an error while writing keeps any earlier file of the same name. A live
+    source that stops delivering is reopened with ``backoff`` (default :data:`LIVE_BACKOFF`),
+    each attempt reported through the source's ``on_warning``.
     """
     from tqdm import tqdm
 
@@ -67,7 +75,7 @@ def run_detection(
     start = time.perf_counter()
     ok = False
     try:
-        for frame in source:
+        for frame in _frames(source, backoff or LIVE_BACKOFF):
             dets = predictor.predict(frame.image)
             summary.frames += 1
             summary.detections += len(dets)
@@ -98,5 +106,32 @@ def run_detection(
                 try:
                     writer.close(commit=ok)
                 except OutputError as exc:
-                    summary.warnings.append(str(exc))
+                    summary.output_errors.append(str(exc))
     return summary
+
+
+def _frames(source: FrameSource, backoff: Backoff):
+    """The frames of ``source``; a live source that stops delivering is reopened first."""
+    while True:
+        frame = source.read()
+        if frame is not None:
+            yield frame
+        elif not source.is_live or not _reconnect(source, backoff):
+            return
+
+
+def _reconnect(source: FrameSource, backoff: Backoff) -> bool:
+    """Reopen a live source with back-off; True once it is open again."""
+    reopen = getattr(source, "reopen", None)
+    attempts = backoff.max_attempts or 1
+    for attempt in range(1, attempts + 1) if reopen is not None else ():
+        delay = backoff.delay(attempt)
+        source.on_warning(f"{source.name}: no frames (disconnected?); reconnecting in {delay:.1f} s "
+                          f"(attempt {attempt} of {attempts})")
+        time.sleep(delay)
+        if reopen():
+            source.on_warning(f"{source.name}: reconnected after {attempt} attempt(s)")
+            return True
+    source.on_warning(f"{source.name}: the source stopped delivering frames and could not be reconnected; "
+                      f"the run ends here")
+    return False
