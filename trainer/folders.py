@@ -90,7 +90,11 @@ def _voc_ids(root: Path, annotations: Path) -> tuple[list[str], str]:
             except OSError as exc:
                 raise DataError(path, f"cannot be read ({exc.strerror or exc})") from exc
             for line in text.splitlines():
-                token = line.strip().split()[0] if line.strip() else ""
+                # one id per line; ids may hold spaces (exports of user-named photos), so the
+                # first word alone is the id only when the whole line names no annotation
+                token = line.strip()
+                if token and not (annotations / f"{token}.xml").is_file():
+                    token = token.split()[0]
                 if token and token not in seen:
                     seen.add(token)
                     ids.append(token)
@@ -100,10 +104,19 @@ def _voc_ids(root: Path, annotations: Path) -> tuple[list[str], str]:
 
 def _voc2007(root: Path, annotations: Path, images: Path) -> FolderLayout:
     ids, source = _voc_ids(root, annotations)
+    notes = [f"image ids from {source}"]
+    # An id is a file name inside Annotations/: one with a path in it ("../x", "/etc/x") would
+    # make us read a file outside the folder, so it is left out and named.
+    outside = [i for i in ids if Path(i).name != i or i in (".", "..")]
+    skip = set(outside)
+    if outside:
+        shown = ", ".join(repr(i) for i in outside[:3]) + (" ..." if len(outside) > 3 else "")
+        notes.append(f"{len(outside)} image id(s) in {source} name files outside Annotations/ ({shown}); ignored")
     entries = tuple(
         Entry(key=i, annotation=annotations / f"{i}.xml", image=None, image_dir=images) for i in ids
+        if i not in skip
     )
-    return FolderLayout(root, "voc2007", entries, (f"image ids from {source}",))
+    return FolderLayout(root, "voc2007", entries, tuple(notes))
 
 
 def _paired(root: Path, images: Path, annotations: Path, layout: str) -> FolderLayout:
