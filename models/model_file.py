@@ -24,6 +24,9 @@ MODEL_CLASS = "SSDModel"
 # so a file naming any other module or registered name is refused before Keras reads it.
 EXPECTED_HEADER = {"class_name": MODEL_CLASS, "module": "models.ssd", "registered_name": "detector_app>SSDModel"}
 ALLOWED_CONFIG_KEYS = {"spec", "name", "trainable", "dtype"}
+# A model's config.json is a few kilobytes; a larger one is not read into memory (a zip entry
+# can decompress to gigabytes from a small file).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class ModelFileError(ValueError):
@@ -35,19 +38,35 @@ class ModelFileError(ValueError):
         super().__init__(f"{path}: {reason}")
 
 
+class ModelWriteError(ModelFileError, OSError):
+    """A model file could not be written (disk full, read-only folder); the message names it.
+    Also an ``OSError``, so code that handles failed writes as OS errors still does."""
+
+
 def save_model(model: SSDModel, path: str | os.PathLike) -> Path:
-    """Write ``model`` to ``path`` (must end in ``.keras``) atomically; return the path."""
+    """Write ``model`` to ``path`` (must end in ``.keras``) atomically; return the path.
+
+    Raises :class:`ModelWriteError` naming ``path`` when it cannot be written; an earlier file
+    of that name is then left as it was.
+    """
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelFileError(path, "model files must end in .keras")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.keras", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.keras", dir=path.parent)
+    except OSError as exc:
+        raise ModelWriteError(path, f"cannot be written here ({exc.strerror or exc})") from exc
     os.close(fd)
     try:
         model.save(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a folder gone read-only
+        Path(tmp).unlink(missing_ok=True)
+        kept = "the previous file is kept" if path.exists() else "nothing was written"
+        raise ModelWriteError(path, f"could not be written ({exc.strerror or exc}); {kept}") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -100,6 +119,10 @@ def _read_config(path: Path) -> dict:
                 raise ModelFileError(path, "is a zip archive but not a Keras model (no config.json)")
             if "model.weights.h5" not in names:
                 raise ModelFileError(path, "has no weights (model.weights.h5 missing)")
+            size = archive.getinfo("config.json").file_size
+            if size > MAX_CONFIG_BYTES:
+                raise ModelFileError(path, f"has a config.json of {size / 2**20:.0f} MB (a model's is a few KB); "
+                                           "refusing to read it")
             bad = archive.testzip()
             if bad is not None:
                 raise ModelFileError(path, f"is damaged (entry {bad} fails its checksum)")

@@ -277,6 +277,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not samples:
         raise DataError(", ".join(args.data), "no usable labelled images")
     skipped = sum(1 for scan in scans for i in scan.issues if i.kind == "unknown_class")
+    if skipped and not any(s.names for s in samples):  # every object is of a class the model does not know
+        unknown = sorted({i.detail["class"] for scan in scans for i in scan.issues
+                          if i.kind == "unknown_class" and i.detail})
+        raise DataError(", ".join(args.data), f"labels only classes that {args.model} does not detect ({', '.join(unknown)}; "
+                                              f"the model detects {', '.join(classes)}): nothing to evaluate. "
+                                              "Wrong model or folder? `main.py train --from MODEL` learns new classes")
     print(f"evaluating {args.model} ({len(classes)} classes) on {len(samples)} images")
     if skipped:
         print(f"note: {skipped} objects of classes the model does not know are not part of this evaluation")
