@@ -65,11 +65,14 @@ def select_detections(
             f"names were given; the model file and its class list disagree"
         )
     corners = np.asarray(corners, dtype=np.float32)
+    # A box with a NaN or infinite corner (a broken or diverged model) is no detection: NaN
+    # survives clipping and would reach the drawing code and the JSON output.
+    finite = np.isfinite(corners).all(axis=1)
     classes = range(fg.shape[1]) if class_mask is None else np.flatnonzero(np.asarray(class_mask, dtype=bool))
     kept_idx, kept_cls, kept_scores = [], [], []
     for c in classes:  # a loop over classes; every step inside is vectorised over boxes
         column = fg[:, c]
-        idx = np.flatnonzero(column > config.conf_threshold)
+        idx = np.flatnonzero((column > config.conf_threshold) & finite)
         if idx.size == 0:
             continue
         if idx.size > config.top_k:  # top-k pre-filter: NMS cost grows with the square of the count

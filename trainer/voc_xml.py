@@ -98,6 +98,8 @@ def parse_annotation_bytes(data: bytes, path: str | os.PathLike) -> Annotation:
         raise AnnotationError(path, f"refused as unsafe XML ({type(exc).__name__}: {exc})") from exc
     except ET.ParseError as exc:
         raise AnnotationError(path, f"is not well-formed XML ({exc})") from exc
+    except (LookupError, ValueError) as exc:  # an encoding Python lacks or expat cannot use
+        raise AnnotationError(path, f"declares a text encoding that cannot be read ({exc})") from exc
     if root.tag != "annotation":
         raise AnnotationError(path, f"is XML but not a VOC annotation (root element <{root.tag}>, expected <annotation>)")
     objects = tuple(_object(node, i) for i, node in enumerate(root.findall("object"), start=1))
