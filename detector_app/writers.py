@@ -158,4 +158,25 @@ class VideoRecorder:
         if not self._atomic.tmp.exists() or self._atomic.tmp.stat().st_size == 0:
             self._atomic.abort()
             raise OutputError(f"{self.path}: the video could not be written (disk full or not writable?)")
+        if not _complete(self._atomic.tmp, self.frames):
+            # OpenCV's writer does not report failed writes (a full disk): the file is checked
+            # before it may replace anything. What was written stays, in case it can be salvaged.
+            raise OutputError(f"{self.path}: the video is incomplete (its {self.frames} frames cannot all be read "
+                              f"back; disk full?); the previous file is kept and the partial one left at "
+                              f"{self._atomic.tmp}")
         self._atomic.commit()
+
+
+def _complete(path: Path, frames: int) -> bool:
+    """Whether a just-written video declares at least ``frames`` frames and its last frame
+    decodes: an MP4 whose index was never written does not open, a cut AVI or MKV fails one
+    of the two. Reads the container's header and one frame, not the whole file."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened() or int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) < frames:
+            return False
+        cap.set(cv2.CAP_PROP_POS_FRAMES, frames - 1)
+        ok, image = cap.read()
+        return bool(ok) and image is not None and image.size > 0
+    finally:
+        cap.release()

@@ -11,22 +11,51 @@ import tempfile
 from pathlib import Path
 from typing import Callable, IO
 
+from .errors import WriteError
+
+# Temporary files are named ".<target name>.<random>.tmp" (see remove_stale_temporaries).
+TEMP_SUFFIX = ".tmp"
+
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(f)`` on a temporary binary file beside ``path``, then rename it over ``path``."""
+    """Call ``write(f)`` on a temporary binary file beside ``path``, then rename it over ``path``.
+
+    Raises :class:`~trainer.errors.WriteError` naming ``path`` when the disk is full or the
+    folder is not writable; ``path`` is then left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise WriteError(path, f"cannot be written here ({exc.strerror or exc})") from exc
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        kept = "the previous file is kept" if path.exists() else "nothing was written"
+        raise WriteError(path, f"could not be written ({exc.strerror or exc}; disk full?); {kept}") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed process left in ``folder`` (``.name.XXXX.tmp`` and
+    the model writer's ``.stem.XXXX.tmp.keras``); call it only while no one else writes there.
+    Returns what was removed."""
+    removed = []
+    for pattern in (f".*{TEMP_SUFFIX}", f".*{TEMP_SUFFIX}.keras"):
+        for stale in Path(folder).glob(pattern):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
+                removed.append(stale)
+    return removed
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

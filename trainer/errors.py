@@ -16,3 +16,8 @@ class DataError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class WriteError(DataError, OSError):
+    """A file could not be written (disk full, read-only folder); ``path`` is the file that was
+    being replaced, which is left as it was. Also an ``OSError``."""

@@ -106,13 +106,19 @@ def build_spec(config: TrainConfig, classes: Sequence[str]):
 @contextlib.contextmanager
 def run_lock(files: RunFiles):
     """Hold an exclusive lock on the run folder (POSIX), so two processes never write one run."""
-    files.root.mkdir(parents=True, exist_ok=True)
+    try:
+        files.root.mkdir(parents=True, exist_ok=True)
+        lock = open(files.lock, "w")
+    except OSError as exc:  # a read-only or full disk, or a file where the folder should be
+        raise DataError(files.root, f"the run folder cannot be written ({exc.strerror or exc}); "
+                                    "choose another --out") from exc
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks; the GUI starts one process per run anyway
-        yield
+        with lock:
+            yield
         return
-    with open(files.lock, "w") as handle:
+    with lock as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -537,15 +543,27 @@ class Trainer:
 def train(config: TrainConfig, resuming: bool = False, hooks: RunHooks | None = None, log: Log = print) -> TrainResult:
     """Run (or resume) a training run described by ``config``; see the module docstring.
 
-    Raises :class:`DataError` for unusable data or run folders. A diverging loss returns a
-    result with status "diverged" (the last good checkpoint is kept).
+    Raises :class:`DataError` for unusable data or run folders, and for files that cannot be
+    written (a full disk: the earlier files are kept). A diverging loss returns a result with
+    status "diverged" (the last good checkpoint is kept). Temporary files a killed run left
+    behind are removed first.
     """
     import keras
 
     config.validate()
-    trainer = Trainer(config, hooks or RunHooks(), log)
+    try:
+        trainer = Trainer(config, hooks or RunHooks(), log)
+    except OSError as exc:  # its folders cannot be made (read-only disk, a file in the way)
+        raise DataError(exc.filename or config.out, f"cannot be created ({exc.strerror or exc}); choose another "
+                                                    "--out (or --progress-jsonl)") from exc
     policy = keras.config.dtype_policy()  # the run sets its precision globally; put it back after
     with run_lock(trainer.files):
+        from models.model_file import ModelFileError
+
+        from .atomic import remove_stale_temporaries
+
+        for stale in remove_stale_temporaries(trainer.files.root):  # left by a killed run
+            log(f"note: removed {stale.name}, a partial file of an interrupted run")
         try:
             return trainer.run(resuming)
         except TrainingDiverged as exc:
@@ -555,8 +573,23 @@ def train(config: TrainConfig, resuming: bool = False, hooks: RunHooks | None = 
                 trainer.write_summary("diverged")
                 return trainer.result("diverged", str(exc))
             return TrainResult("diverged", str(trainer.files.root), 0, message=str(exc))
-        except DataError as exc:
-            trainer.progress.emit("error", message=str(exc))
+        except (DataError, ModelFileError) as exc:  # both name the file at fault (a full disk too)
+            _report_error(trainer, str(exc))
             raise
+        except OSError as exc:  # a write outside the atomic writers (the progress log) failed
+            error = DataError(exc.filename or trainer.files.root,
+                              f"could not be written ({exc.strerror or exc}; disk full?); the files written "
+                              "before are kept, and the same command resumes from the last checkpoint")
+            _report_error(trainer, str(error))
+            raise error from exc
         finally:
             keras.config.set_dtype_policy(policy)
+
+
+def _report_error(trainer: Trainer, message: str) -> None:
+    """Tell the progress log (the GUI reads it) why the run ended; on a full disk even that
+    may fail, and the command line still reports the error itself."""
+    try:
+        trainer.progress.emit("error", message=message)
+    except OSError:
+        pass
