@@ -13,9 +13,7 @@ name the model does not know (tests/test_detect_cli.py::test_bad_model_file_and_
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -87,7 +85,7 @@ CRAFTED = {
     "a 64 MB config": (lambda good, dst: rewrite(good, dst, _big_config()), "refusing to read it"),
     "no config": (lambda good, dst: rewrite(good, dst, drop=("config.json",)), "no config.json"),
     "no weights": (lambda good, dst: rewrite(good, dst, drop=("model.weights.h5",)), "has no weights"),
-    "junk weights": (lambda good, dst: rewrite(good, dst, replace={"model.weights.h5": os.urandom(20000)}),
+    "junk weights": (lambda good, dst: rewrite(good, dst, replace={"model.weights.h5": np.random.default_rng(6).bytes(20000)}),
                      "could not be loaded"),
     "a spec with unknown fields": (lambda good, dst: rewrite(good, dst, _with(config_of(good), config={
         **config_of(good)["config"], "spec": {**config_of(good)["config"]["spec"], "exec": "rm -rf /"}})),
@@ -191,7 +189,7 @@ def test_other_formats_through_detect_are_one_error_line(tmp_path, capfd, kind):
     else:
         path = tmp_path / {"hdf5": "legacy.h5", "caffemodel": "net.caffemodel", "tflite": "m.tflite"}[kind]
         header = {"hdf5": b"\x89HDF\r\n\x1a\n", "caffemodel": b"\n\x0cMobileNetSSD", "tflite": b"\x1c\x00\x00\x00TFL3"}
-        path.write_bytes(header[kind] + os.urandom(2000))
+        path.write_bytes(header[kind] + np.random.default_rng(7).bytes(2000))
         fragment = "is not a Keras model archive"
     rc = main.main(["detect", str(video), "--model", str(path), "--no-progress"])
     line = assert_user_error(rc, capfd.readouterr().err, path.name, fragment)

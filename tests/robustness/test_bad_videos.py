@@ -150,11 +150,12 @@ def test_a_single_unusual_picture(capfd, tmp_path, pictures, frame_model_file, n
 @pytest.mark.parametrize(
     "name, content, reason",
     [
-        ("random.jpg", os.urandom(5000), "cannot be read as an image"),
+        ("random.jpg", np.random.default_rng(3).bytes(5000), "cannot be read as an image"),
         ("empty.png", b"", "cannot be read as an image"),
         ("half.jpg", None, "cannot be read as an image"),
         ("text.png", b"<html>not a picture</html>", "cannot be read as an image"),
     ],
+    ids=["random bytes", "empty", "cut in half", "text"],
 )
 def test_an_unreadable_picture_is_one_error_line(capfd, tmp_path, frame_model_file, name, content, reason):
     path = tmp_path / name
@@ -171,7 +172,7 @@ def test_a_folder_of_only_broken_pictures(capfd, tmp_path, frame_model_file):
     folder = tmp_path / "broken photos"
     folder.mkdir()
     for i in range(3):
-        (folder / f"b{i}.jpg").write_bytes(os.urandom(300))
+        (folder / f"b{i}.jpg").write_bytes(np.random.default_rng(i).bytes(300))
     rc, err, _ = detect(capfd, tmp_path, folder, frame_model_file)
     assert_user_error(rc, err, "broken photos", "no frame could be read")
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
@@ -194,6 +195,7 @@ def _video(path: Path, size: tuple[int, int], frames: int = 3, color: bool = Tru
     "name, size, color",
     [("1x1.avi", (1, 1), True), ("4000x3000.avi", (4000, 3000), True), ("odd 161x97.avi", (161, 97), True),
      ("grey.avi", (64, 48), False), ("vidéo ü.avi", (64, 48), True)],
+    ids=["1x1", "4000x3000", "odd 161x97", "grey", "non-ASCII name"],
 )
 def test_unusual_videos(capfd, tmp_path, frame_model_file, name, size, color):
     path = _video(tmp_path / name, size, color=color)
