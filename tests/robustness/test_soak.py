@@ -51,15 +51,19 @@ def test_the_headless_pipeline_on_a_looping_video_stays_flat(tmp_path, tiny_seed
     assert not [t for t in threading.enumerate() if t.name.startswith("capture:") or t.name == "inference-worker"]
 
 
-pytest.importorskip("pytestqt")
+try:  # the window's fixtures (pytest-qt); without it only the GUI test is skipped
+    import pytestqt  # noqa: F401
 
-from tests.test_gui_window import clip, dog_predictor, model_files, pipeline_threads, window  # noqa: E402,F401
-from tools.mjpeg_server import MjpegServer  # noqa: E402
+    from tests.test_gui_window import clip, dog_predictor, model_files, pipeline_threads, window  # noqa: F401
+    from tools.mjpeg_server import MjpegServer
+except ImportError:
+    pytestqt = None
 
 CYCLES = 30
 
 
 @pytest.mark.gui
+@pytest.mark.skipif(pytestqt is None, reason="needs pytest-qt")
 def test_opening_and_closing_many_sources_in_the_window_leaks_nothing(qtbot, window, clip, tmp_path):
     import cv2
 
