@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "assets" / "default_model.keras"
-# The classes of the bundled default model (hard-hat and animal photos).
-DEFAULT_CLASSES = ("helmet", "head", "dog", "cat", "sheep", "horse", "cow")
+from models.bundled import BUNDLED_CLASSES as DEFAULT_CLASSES
+from models.bundled import BUNDLED_MODEL as DEFAULT_MODEL
+from models.bundled import PROJECT_ROOT as ROOT  # noqa: F401  (re-exported for the GUI)
 
 RANDOM_WARNING = (
     "WARNING: no model file given and no bundled default model found at {path}; using a "
@@ -36,6 +34,6 @@ def resolve_model(path: str | os.PathLike | None) -> ResolvedModel:
 
     if path is not None:
         return ResolvedModel(load_model(path), str(path), False)
-    if DEFAULT_MODEL.exists():
+    if DEFAULT_MODEL.is_file():
         return ResolvedModel(load_model(DEFAULT_MODEL), str(DEFAULT_MODEL), False)
     return ResolvedModel(build_model(seed_spec(DEFAULT_CLASSES)), None, True)

@@ -136,7 +136,7 @@ def test_finetuning_carries_backbone_boxes_and_matching_classes(data, tmp_path):
                               source.get_layer("box_block13").get_weights()[0])
 
 
-def test_command_line_train_resume_eval_and_user_errors(data, tmp_path, capsys):
+def test_command_line_train_resume_eval_and_user_errors(data, tmp_path, capsys, monkeypatch):
     folder, spec = data
     other = make_voc_folder(tmp_path / "discs", 6, classes=("bluedisc",), seed=9)  # labels only bluedisc
     run = tmp_path / "run"
@@ -163,6 +163,17 @@ def test_command_line_train_resume_eval_and_user_errors(data, tmp_path, capsys):
     assert {"ap", "ap_voc07", "pr_curve", "positives"} <= set(figures["per_class"][0])
     assert (tmp_path / "eval_pr.png").is_file()
     capsys.readouterr()
+
+    # Without --model, eval uses the bundled model; a checkout without one says so.
+    import models.bundled
+
+    monkeypatch.setattr(models.bundled, "BUNDLED_MODEL", run / "best.keras")
+    assert main.main(["eval", "--data", str(folder), "--no-progress", "--images", str(run / "val_images.txt")]) == 0
+    assert f"evaluating {run / 'best.keras'}" in capsys.readouterr().out
+    monkeypatch.setattr(models.bundled, "BUNDLED_MODEL", tmp_path / "assets" / "default_model.keras")
+    assert main.main(["eval", "--data", str(folder), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "default_model.keras" in err[0] and "--model FILE" in err[0]
 
     junk = tmp_path / "junk.keras"
     junk.write_bytes(b"not a model")

@@ -227,7 +227,8 @@ def run_train(args: argparse.Namespace) -> int:
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", action="append", required=True, metavar="DIR",
                         help="a labelled folder (VOC2007 or labelImg); repeat to combine several")
-    parser.add_argument("--model", required=True, metavar="FILE", help="the model file to evaluate")
+    parser.add_argument("--model", metavar="FILE",
+                        help="the model file to evaluate (default: the bundled model, assets/default_model.keras)")
     parser.add_argument("--images", metavar="LIST",
                         help="evaluate only the images listed in this file (e.g. RUN_DIR/val_images.txt)")
     parser.add_argument("--json", metavar="FILE", help="write every figure (AP per class, PR curves) as JSON")
@@ -269,6 +270,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         discover(folder)
     if args.batch < 1:
         raise DataError("--batch", f"must be at least 1, got {args.batch}")
+    if args.model is None:
+        from models.bundled import BUNDLED_MODEL, bundled_model_path
+
+        if bundled_model_path() is None:
+            raise DataError(BUNDLED_MODEL, "no bundled model in this checkout; pass --model FILE")
+        args.model = str(BUNDLED_MODEL)
     model = load_model(args.model)
     classes = model.spec.class_names
     scans = scan_folders(args.data, classes, workers=args.workers, progress=args.progress_bar)

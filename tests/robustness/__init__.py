@@ -1,1 +1,1 @@
-"""Robustness tests: hostile and broken input, faults mid-run, long runs (see README_TABLE.md)."""
+"""Robustness tests: hostile and broken input, faults mid-run, long runs (the README's robustness section lists them)."""
