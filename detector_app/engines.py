@@ -8,6 +8,10 @@ NumPy arrays, from the graph of :func:`models.inference.build_inference_model`.
 - ``litert``: the same graph converted to LiteRT (TensorFlow backend only) and run by the
   XNNPACK CPU delegate, which folds batch norm into the convolutions and fuses activations.
   Conversion takes a few seconds, so converted graphs are cached by content hash.
+- ``litert-int8`` / ``litert-fp16``: the same conversion with the weights stored as int8
+  (dynamic-range quantisation: activations are quantised on the fly, no calibration data) or
+  float16. Not chosen by ``auto``: their speed and mAP change are measured by
+  ``python -m bench.accuracy`` and written in README and bench/NOTES.md.
 
 ``auto`` picks LiteRT on a CPU-only TensorFlow install, else ``keras``.
 """
@@ -116,34 +120,47 @@ def model_digest(model: SSDModel) -> str:
     return h.hexdigest()[:32]
 
 
-def keras_to_litert(graph: keras.Model) -> bytes:
+# Weight storage of a converted graph: None keeps float32.
+QUANTISATIONS = (None, "int8", "fp16")
+
+
+def keras_to_litert(graph: keras.Model, quantise: str | None = None) -> bytes:
     """Convert a Keras 3 model with ``TFLiteConverter.from_keras_model`` (needs TensorFlow).
 
-    The converter exports a SavedModel first and prints its signature on stdout; that print
-    is swallowed here so command-line output stays readable.
+    ``quantise``: None (float32), ``"int8"`` (dynamic-range: int8 weights, activations
+    quantised per call) or ``"fp16"`` (float16 weights). The converter exports a SavedModel
+    first and prints its signature on stdout; that print is swallowed here so command-line
+    output stays readable.
     """
     import contextlib
     import io
 
     import tensorflow as tf
 
+    if quantise not in QUANTISATIONS:
+        raise ValueError(f"unknown quantisation {quantise!r}; expected one of {QUANTISATIONS}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(graph)
+    if quantise is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantise == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
     with contextlib.redirect_stdout(io.StringIO()):
-        return tf.lite.TFLiteConverter.from_keras_model(graph).convert()
+        return converter.convert()
 
 
-def convert_to_litert(model: SSDModel) -> bytes:
+def convert_to_litert(model: SSDModel, quantise: str | None = None) -> bytes:
     """The inference graph of ``model`` (network + softmax + decoding) as a LiteRT flatbuffer."""
-    return keras_to_litert(build_inference_model(model))
+    return keras_to_litert(build_inference_model(model), quantise)
 
 
-def _convert_file(model_path: str, out_path: str) -> None:
+def _convert_file(model_path: str, out_path: str, quantise: str = "") -> None:
     """Child-process entry of :func:`convert_in_child`: model file in, LiteRT file out."""
     from models.model_file import load_model
 
-    Path(out_path).write_bytes(convert_to_litert(load_model(model_path)))
+    Path(out_path).write_bytes(convert_to_litert(load_model(model_path), quantise or None))
 
 
-def convert_in_child(model: SSDModel, timeout_s: float = 600) -> bytes:
+def convert_in_child(model: SSDModel, timeout_s: float = 600, quantise: str | None = None) -> bytes:
     """:func:`convert_to_litert` in a child Python process.
 
     The converter holds the GIL for seconds; a GUI that loads a model on a worker thread would
@@ -158,8 +175,9 @@ def convert_in_child(model: SSDModel, timeout_s: float = 600) -> bytes:
     with tempfile.TemporaryDirectory(prefix="litert-") as tmp:
         src = save_model(model, Path(tmp) / "model.keras")
         out = Path(tmp) / "model.tflite"
-        code = "import sys; from detector_app.engines import _convert_file; _convert_file(sys.argv[1], sys.argv[2])"
-        proc = subprocess.run([sys.executable, "-c", code, str(src), str(out)], cwd=root,
+        code = ("import sys; from detector_app.engines import _convert_file; "
+                "_convert_file(sys.argv[1], sys.argv[2], sys.argv[3])")
+        proc = subprocess.run([sys.executable, "-c", code, str(src), str(out), quantise or ""], cwd=root,
                               capture_output=True, text=True, timeout=timeout_s)
         if proc.returncode != 0 or not out.exists():
             tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
@@ -167,17 +185,18 @@ def convert_in_child(model: SSDModel, timeout_s: float = 600) -> bytes:
         return out.read_bytes()
 
 
-def litert_bytes(model: SSDModel, in_child: bool = False) -> bytes:
+def litert_bytes(model: SSDModel, in_child: bool = False, quantise: str | None = None) -> bytes:
     """The converted graph, from the cache when this exact model was converted before.
 
     ``in_child``: convert in a child process (see :func:`convert_in_child`).
     """
     import tensorflow as tf
 
-    path = cache_dir() / "litert" / f"{model_digest(model)}-tf{tf.__version__}-f{LITERT_FORMAT}.tflite"
+    kind = f"-{quantise}" if quantise else ""
+    path = cache_dir() / "litert" / f"{model_digest(model)}-tf{tf.__version__}-f{LITERT_FORMAT}{kind}.tflite"
     if path.exists():
         return path.read_bytes()
-    data = convert_in_child(model) if in_child else convert_to_litert(model)
+    data = (convert_in_child(model, quantise=quantise) if in_child else convert_to_litert(model, quantise))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -189,14 +208,15 @@ def litert_bytes(model: SSDModel, in_child: bool = False) -> bytes:
     return data
 
 
-def litert_engine(model: SSDModel, threads: int | None = None, convert_in_child: bool = False) -> InferFn:
+def litert_engine(model: SSDModel, threads: int | None = None, convert_in_child: bool = False,
+                  quantise: str | None = None) -> InferFn:
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("the litert engine converts with TensorFlow; use the keras engine on other backends")
     from ai_edge_litert.interpreter import Interpreter
 
     if threads is None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    interpreter = Interpreter(model_content=litert_bytes(model, convert_in_child), num_threads=threads)
+    interpreter = Interpreter(model_content=litert_bytes(model, convert_in_child, quantise), num_threads=threads)
     runner = interpreter.get_signature_runner()
     # Keras output order: output_0 = corners, output_1 = probs.
 
@@ -210,7 +230,20 @@ def litert_engine(model: SSDModel, threads: int | None = None, convert_in_child:
     return infer
 
 
-ENGINES: dict[str, Callable[[SSDModel], InferFn]] = {"keras": keras_engine, "litert": litert_engine}
+def litert_int8_engine(model: SSDModel, convert_in_child: bool = False) -> InferFn:
+    return litert_engine(model, convert_in_child=convert_in_child, quantise="int8")
+
+
+def litert_fp16_engine(model: SSDModel, convert_in_child: bool = False) -> InferFn:
+    return litert_engine(model, convert_in_child=convert_in_child, quantise="fp16")
+
+
+ENGINES: dict[str, Callable[..., InferFn]] = {
+    "keras": keras_engine,
+    "litert": litert_engine,
+    "litert-int8": litert_int8_engine,
+    "litert-fp16": litert_fp16_engine,
+}
 
 
 def _has_gpu() -> bool:
@@ -241,9 +274,9 @@ def make_engine(model: SSDModel, name: str = "auto", convert_in_child: bool = Fa
         name = auto_engine()
     if name not in ENGINES:
         raise ValueError(f"unknown engine {name!r}; use one of {sorted(ENGINES)} or 'auto'")
-    if name == "litert":
+    if name.startswith("litert"):
         try:
-            return name, litert_engine(model, convert_in_child=convert_in_child)
+            return name, ENGINES[name](model, convert_in_child=convert_in_child)
         except Exception as exc:  # conversion can fail in many ways; the compiled graph still works
             log.warning("LiteRT engine unavailable (%s: %s); using the compiled Keras graph", type(exc).__name__, exc)
             name = "keras"

@@ -101,6 +101,28 @@ def test_litert_conversion_is_cached(dog_model, tmp_path, monkeypatch):
     assert calls == []  # served from the cache
 
 
+def test_quantised_litert_engines_are_close_to_float_and_cached_apart(dog_model, tmp_path, monkeypatch):
+    """int8 (dynamic range) and fp16 weights: smaller flatbuffers, outputs near the float graph.
+    Their effect on mAP is measured on real data by bench/accuracy.py, not here."""
+    from detector_app import engines
+
+    monkeypatch.setenv("DETECTOR_CACHE_DIR", str(tmp_path))
+    frames = np.random.default_rng(3).integers(0, 256, (1, 300, 300, 3), dtype=np.uint8)
+    ref_corners, ref_probs = engines.litert_engine(dog_model)(frames)
+    sizes = {}
+    for name in ("litert-fp16", "litert-int8"):
+        ran, infer = engines.make_engine(dog_model, name)
+        assert ran == name
+        corners, probs = infer(frames)
+        assert corners.shape == ref_corners.shape and probs.shape == ref_probs.shape
+        np.testing.assert_allclose(probs, ref_probs, atol=0.05)
+        np.testing.assert_allclose(corners, ref_corners, atol=0.05)  # normalised coordinates
+    for path in (tmp_path / "litert").glob("*.tflite"):
+        sizes[path.stem.rsplit("-", 1)[-1]] = path.stat().st_size
+    assert set(sizes) == {"f1", "fp16", "int8"}  # one cached file per storage, none overwritten
+    assert sizes["int8"] < 0.4 * sizes["f1"] and sizes["fp16"] < 0.7 * sizes["f1"]
+
+
 def test_litert_failure_falls_back_to_keras(dog_model, monkeypatch):
     from detector_app import engines
 

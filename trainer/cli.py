@@ -238,21 +238,6 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bars")
 
 
-def _restrict(samples, list_file: str):
-    from pathlib import Path
-
-    from .errors import DataError
-
-    path = Path(list_file)
-    if not path.is_file():
-        raise DataError(path, "no such image list")
-    wanted = {str(Path(line.strip()).resolve()) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
-    chosen = [s for s in samples if str(Path(s.image_path).resolve()) in wanted]
-    if not chosen:
-        raise DataError(path, "none of the listed images is among the usable images of --data")
-    return chosen
-
-
 def _evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -265,6 +250,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .inference import EVAL_POSTPROCESS, detect_samples
     from .plots import plot_pr_curves
     from .scan import scan_folders
+    from .split import restrict_to_list
 
     for folder in args.data:
         discover(folder)
@@ -280,7 +266,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     classes = model.spec.class_names
     scans = scan_folders(args.data, classes, workers=args.workers, progress=args.progress_bar)
     every = [s for scan in scans for s in scan.samples]
-    samples = _restrict(every, args.images) if args.images else every
+    samples = restrict_to_list(every, args.images) if args.images else every
     if not samples:
         raise DataError(", ".join(args.data), "no usable labelled images")
     skipped = sum(1 for scan in scans for i in scan.issues if i.kind == "unknown_class")

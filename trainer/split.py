@@ -80,3 +80,17 @@ def read_split(run_dir: str | os.PathLike, samples: Sequence[Sample]) -> tuple[l
     if gone:
         notes.append(f"{len(gone)} recorded image(s) are no longer usable (removed or now invalid)")
     return train, val, notes
+
+
+def restrict_to_list(samples: Sequence[Sample], list_file: str | os.PathLike) -> list[Sample]:
+    """The samples whose image is named in ``list_file`` (one path per line, as a run's
+    ``val_images.txt`` holds them), in ``samples``' order. Raises DataError naming the list
+    when it is missing or names none of them."""
+    path = Path(list_file)
+    if not path.is_file():
+        raise DataError(path, "no such image list")
+    wanted = {str(Path(line.strip()).resolve()) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    chosen = [s for s in samples if str(Path(s.image_path).resolve()) in wanted]
+    if not chosen:
+        raise DataError(path, "none of the listed images is among the usable images of --data")
+    return chosen
