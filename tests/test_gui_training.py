@@ -88,3 +88,32 @@ def test_cancel_then_resume(qtbot, panel, data, tmp_path):
     panel.cancel_training()
     qtbot.waitUntil(lambda: not panel.running, timeout=60000)
     assert panel.state.status == "stopped"
+
+
+def test_plots_redraw_once_and_a_deleted_panel_leaves_no_pending_redraw(qtbot, monkeypatch):
+    """Closing the training panel with a redraw pending must not call into the deleted widget
+    (matplotlib's own draw_idle did: 'wrapped C/C++ object ... has been deleted')."""
+    import sys
+
+    from PyQt5 import sip
+
+    from detector_app.gui.training_plots import TrainingPlots
+    from detector_app.gui.training_progress import TrainingState
+
+    errors = []
+    monkeypatch.setattr(sys, "excepthook", lambda *exc: errors.append(exc))
+    plots = TrainingPlots()
+    draws = []
+    plots._redraw.timeout.connect(lambda: draws.append(1))
+    state = TrainingState(step_losses=[(0.1, 5.0), (0.2, 4.0)],
+                          history=[{"epoch": 1, "train_loss": 4.0, "val_loss": 4.5, "val_map": 0.1}])
+    plots.show_state(state)
+    plots.draw_idle()  # two requests before the event loop runs: one redraw
+    qtbot.wait(50)
+    assert draws == [1]
+    assert [line.get_label() for line in plots.map_axis.lines] == ["val mAP"]
+
+    plots.show_state(TrainingState(step_losses=[(0.1, 5.0)]))  # a redraw is now pending
+    sip.delete(plots)
+    qtbot.wait(50)
+    assert errors == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from matplotlib.backends.backend_qt5agg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from PyQt5.QtCore import QTimer
 
 from .training_progress import TrainingState
 
@@ -19,10 +20,24 @@ class TrainingPlots(FigureCanvasQTAgg):
     def __init__(self):
         self.figure = Figure(figsize=(4, 3.2), tight_layout=True)
         super().__init__(self.figure)
+        # Redraws go through a timer owned by this widget: matplotlib's own draw_idle posts a
+        # bare callback that can fire after the widget is deleted (closing the training panel),
+        # printing "wrapped C/C++ object ... has been deleted". A child timer dies with it.
+        self._redraw = QTimer(self)
+        self._redraw.setSingleShot(True)
+        self._redraw.setInterval(0)
+        self._redraw.timeout.connect(self.draw)
         self.loss_axis, self.map_axis = self.figure.subplots(2, 1, sharex=True)
         self.setMinimumHeight(220)
         self._drawn = (-1, -1)
         self.show_state(TrainingState())
+
+    def draw_idle(self) -> None:
+        """Redraw once control returns to the event loop (several requests, one redraw)."""
+        timer = getattr(self, "_redraw", None)
+        if timer is None:  # called by the base class before __init__ finished
+            return
+        timer.start()
 
     def show_state(self, state: TrainingState) -> None:
         """Redraw if there is something new (an epoch or a step loss)."""
