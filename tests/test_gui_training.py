@@ -11,6 +11,7 @@ pytest.importorskip("pytestqt")
 
 from detector_app.gui.training_panel import NEW_MODEL, TrainingPanel  # noqa: E402
 from detector_app.model_registry import load_registry  # noqa: E402
+from detector_app.model_store import DEFAULT_MODEL  # noqa: E402
 from detector_app.settings import Settings  # noqa: E402
 from tests.trainer_helpers import make_voc_folder, write_spec_yaml  # noqa: E402
 
@@ -36,7 +37,13 @@ def tiny_run(panel: TrainingPanel, data: Path, tmp_path: Path, epochs: int) -> N
     """Settings for a run that takes seconds on a CPU: the trainer tests' tiny network."""
     spec = write_spec_yaml(tmp_path / "spec.yaml", ["redbox", "bluedisc"])
     panel.data.add(str(data))
-    assert panel.run.base_model.currentText() == NEW_MODEL  # no bundled model in a test checkout
+    base = panel.run.base_model
+    # The bundled model (when the checkout has it) is offered first; these runs start from scratch.
+    assert base.itemText(base.count() - 1) == NEW_MODEL
+    if DEFAULT_MODEL.is_file():
+        assert base.currentData() == str(DEFAULT_MODEL)
+    base.setCurrentIndex(base.count() - 1)
+    assert panel.base_model_path() is None
     panel.run.epochs.setValue(epochs)
     panel.run.batch.setValue(4)
     panel.run.options.setText(f"--spec {spec} --workers 1 --val-split 0.25")

@@ -163,6 +163,26 @@ def test_check_data_on_a_clean_folder_is_ok(tmp_path, capsys):
     assert "problems: none" in capsys.readouterr().out
 
 
+def test_check_data_against_a_model_knows_its_classes_or_the_datas(tmp_path, capsys, tiny_seed_model):
+    """--model: the model's classes are the known ones; --classes-from-data keeps the data's classes
+    (fine-tuning adds them) and still compares box sizes with the model's default boxes."""
+    from models.model_file import save_model
+
+    make_voc_folder(tmp_path / "voc", 3)  # redbox, bluedisc: not classes of the model (dog, cat, person)
+    save_model(tiny_seed_model, tmp_path / "m.keras")
+    report_path = tmp_path / "r.json"
+    args = ["check-data", str(tmp_path / "voc"), "--model", str(tmp_path / "m.keras"), "--json", str(report_path)]
+    assert main.main(args) == 0
+    folder = json.loads(report_path.read_text())["folders"][0]
+    unknown = set(folder["unknown_classes"])
+    assert unknown and unknown <= {"redbox", "bluedisc"}
+    assert main.main([*args, "--classes-from-data", "--strict"]) == 0
+    folder = json.loads(report_path.read_text())["folders"][0]
+    assert not folder["unknown_classes"] and unknown <= set(folder["objects"])
+    assert folder["box_sizes"]["boxes"] > 0
+    capsys.readouterr()
+
+
 def test_check_data_command_line_errors(tmp_path):
     """A subprocess, as the GUI runs it: a missing folder is one line and status 2."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -69,6 +69,9 @@ def add_check_data_arguments(parser: argparse.ArgumentParser) -> None:
                              "compared with the box sizes")
     parser.add_argument("--layout", choices=("seed", "caffe"), default="seed",
                         help="default boxes to compare box sizes with when no --model is given (default: seed)")
+    parser.add_argument("--classes-from-data", action="store_true",
+                        help="with --model: take only its default boxes; every class in the data is known "
+                             "(as `train --from` does: new classes are added, not dropped)")
     parser.add_argument("--all", action="store_true", help="list every problem (default: 10 per kind and folder)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when any problem is found")
     parser.add_argument("--workers", type=int, default=_default_workers(), help="reading threads")
@@ -86,7 +89,7 @@ def _check_data(args: argparse.Namespace) -> int:
         discover(folder)
     known = parse_classes(args.classes) if args.classes else None
     spec = _model_or_layout_spec(args.model, args.layout, known)
-    if known is None and args.model:
+    if known is None and args.model and not args.classes_from_data:
         known = spec.class_names
     scans = scan_folders(args.folders, known, workers=args.workers, progress=not args.quiet and sys.stderr.isatty())
     report = data_report(scans, spec, known, args.model)

@@ -41,8 +41,8 @@ def resume_command(run_dir: str) -> list[str] | None:
 
 def check_data_command(folders: list[str], json_path: str, model: str | None = None) -> list[str]:
     args = [sys.executable, str(MAIN), "check-data", *folders, "--json", json_path, "--quiet"]
-    if model:
-        args += ["--model", model]
+    if model:  # the base model's boxes; its classes do not limit the data (fine-tuning adds new ones)
+        args += ["--model", model, "--classes-from-data"]
     return args
 
 
