@@ -1,11 +1,14 @@
-"""Write a model card (Markdown) from a training run and an evaluation report.
+"""Write a model card (Markdown) from the training stages of a model and an evaluation report.
 
-    python -m tools.model_card RUN_DIR EVAL.json --out assets/MODEL_CARD.md \\
+    python -m tools.model_card RUN_DIR [RUN_DIR ...] --eval EVAL.json --out assets/MODEL_CARD.md \\
         [--machine "2-core CPU ..."] [--note "free text, repeatable"]
 
-RUN_DIR is what ``main.py train`` wrote (summary.yaml, config.yaml, log.csv); EVAL.json is
-``main.py eval --json`` on the run's held-out validation split (RUN_DIR/val_images.txt). Every
-figure on the card comes from those files, so the card can be rebuilt and checked.
+Each RUN_DIR is what ``main.py train`` wrote (summary.yaml, config.yaml, log.csv), in order:
+a model trained in stages (each stage ``--from`` the one before) lists every stage; the last
+stage's best model is the one described. All stages must share one train/validation split
+(their val_images.txt are compared). EVAL.json is ``main.py eval --json`` of that model on the
+split's validation images. Every figure on the card comes from those files, so the card can be
+rebuilt and checked.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import csv
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -31,23 +35,63 @@ def per_class_table(report: dict) -> list[str]:
     return lines
 
 
-def epoch_table(log_rows: list[dict]) -> list[str]:
-    lines = ["| epoch | learning rate | train loss | val loss | val mAP (%) | val mAP VOC07 (%) | minutes |",
-             "|---|---|---|---|---|---|---|"]
-    for r in log_rows:
-        lines.append(f"| {r['epoch']} | {float(r['lr']):.2e} | {float(r['train_loss']):.3f} | "
-                     f"{float(r['val_loss']):.3f} | {_pct(float(r['val_map']))} | "
-                     f"{_pct(float(r['val_map07']))} | {float(r['seconds']) / 60:.1f} |")
+def epoch_table(stages: list["Stage"]) -> list[str]:
+    lines = ["| stage | epoch | learning rate | train loss | val loss | val mAP (%) | val mAP VOC07 (%) | minutes |",
+             "|---|---|---|---|---|---|---|---|"]
+    for number, stage in enumerate(stages, 1):
+        for r in stage.log:
+            lines.append(f"| {number} | {r['epoch']} | {float(r['lr']):.2e} | {float(r['train_loss']):.3f} | "
+                         f"{float(r['val_loss']):.3f} | {_pct(float(r['val_map']))} | "
+                         f"{_pct(float(r['val_map07']))} | {float(r['seconds']) / 60:.1f} |")
     return lines
 
 
-def card(run_dir: Path, report: dict, machine: str, notes: list[str]) -> str:
-    summary = yaml.safe_load((run_dir / "summary.yaml").read_text())
-    settings = yaml.safe_load((run_dir / "config.yaml").read_text())["settings"]
-    with open(run_dir / "log.csv", newline="") as f:
-        log_rows = list(csv.DictReader(f))
-    model_epoch = summary.get("best_epoch")
-    minutes = sum(float(r["seconds"]) for r in log_rows) / 60
+@dataclass
+class Stage:
+    """One training run (RUN_DIR) of the model."""
+
+    run_dir: Path
+    summary: dict
+    settings: dict
+    log: list[dict]
+
+    @classmethod
+    def read(cls, run_dir: Path) -> "Stage":
+        summary = yaml.safe_load((run_dir / "summary.yaml").read_text())
+        settings = yaml.safe_load((run_dir / "config.yaml").read_text())["settings"]
+        with open(run_dir / "log.csv", newline="") as f:
+            log = list(csv.DictReader(f))
+        return cls(run_dir, summary, settings, log)
+
+    @property
+    def minutes(self) -> float:
+        return sum(float(r["seconds"]) for r in self.log) / 60
+
+    def schedule(self) -> str:
+        s = self.settings
+        start = f"from `{Path(s['from_model']).name}`" if s.get("from_model") else "from random initialisation"
+        return (f"{start}: {s['optimizer']} at peak learning rate {s['lr']}, {s['warmup_epochs']:g} warm-up "
+                f"epoch(s) then {s['schedule']} decay over {s['epochs']} epochs; {self.summary['epochs_done']} "
+                f"epochs run ({self.minutes:.0f} minutes), best validation mAP {_pct(self.summary['best_val_map'])} "
+                f"at epoch {self.summary['best_epoch']}")
+
+
+def check_same_split(stages: list[Stage]) -> None:
+    """Raise ValueError unless every stage validated on the same images (else the card's
+    "never trained on" would not hold)."""
+    first = (stages[0].run_dir / "val_images.txt").read_text()
+    for stage in stages[1:]:
+        if (stage.run_dir / "val_images.txt").read_text() != first:
+            raise ValueError(f"{stage.run_dir}: val_images.txt differs from {stages[0].run_dir}'s; a model "
+                             "trained in stages must keep one split (same data, --val-split and --seed)")
+
+
+def card(run_dirs: list[Path], report: dict, machine: str, notes: list[str]) -> str:
+    stages = [Stage.read(Path(d)) for d in run_dirs]
+    check_same_split(stages)
+    last = stages[-1]
+    summary, settings = last.summary, last.settings
+    minutes = sum(stage.minutes for stage in stages)
     data = ", ".join(Path(d).name for d in summary["data"])
     lines = [
         "# Model card: the bundled default model (`assets/default_model.keras`)",
@@ -58,16 +102,15 @@ def card(run_dir: Path, report: dict, machine: str, notes: list[str]) -> str:
         f"- **Data**: `../shared/datasets/` {data}: {summary['images']['train']} training and "
         f"{summary['images']['val']} validation images, split per folder with seed {settings['seed']} "
         f"(validation fraction {settings['val_split']}; identical files kept on one side). The list of "
-        "validation images is `val_images.txt` of the run; none of them was trained on.",
+        "validation images is `val_images.txt` of the runs; none of them was trained on.",
         f"- **Class masks**: {'on' if summary.get('class_mask') else 'off'} (the folders label different "
         "classes, so an image is never taught that an unlabelled class is background, and each class is "
         "measured only on the folders that label it).",
-        f"- **Schedule**: {settings['optimizer']} at peak learning rate {settings['lr']}, "
-        f"{settings['warmup_epochs']} warm-up epoch(s) then {settings['schedule']} decay over "
-        f"{settings['epochs']} epochs, batch {settings['batch_size']}, L2 {settings['weight_decay']}, "
-        f"{settings['precision']}, SSD augmentation {'on' if settings['augment'] else 'off'}.",
-        f"- **Trained**: {summary['epochs_done']} of {settings['epochs']} epochs, {minutes:.0f} minutes "
-        f"on {machine}. The shipped weights are those of epoch {model_epoch} (best validation mAP).",
+        f"- **Training**: batch {settings['batch_size']}, L2 {settings['weight_decay']}, {settings['precision']}, "
+        f"SSD augmentation {'on' if settings['augment'] else 'off'}; {len(stages)} stage(s), "
+        f"{sum(int(s.summary['epochs_done']) for s in stages)} epochs, {minutes:.0f} minutes on {machine}:",
+        *[f"  {n}. {stage.schedule()}." for n, stage in enumerate(stages, 1)],
+        f"- **Shipped weights**: stage {len(stages)}, epoch {summary['best_epoch']} (best validation mAP).",
         "",
         f"## Validation ({report['images']} held-out images, IoU 0.5, difficult objects ignored)",
         "",
@@ -78,7 +121,7 @@ def card(run_dir: Path, report: dict, machine: str, notes: list[str]) -> str:
         "",
         "## Per epoch",
         "",
-        *epoch_table(log_rows),
+        *epoch_table(stages),
         "",
     ]
     if notes:
@@ -88,14 +131,22 @@ def card(run_dir: Path, report: dict, machine: str, notes: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.model_card", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("eval_json", type=Path)
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="the training stages, in order")
+    parser.add_argument("--eval", dest="eval_json", type=Path, required=True, help="main.py eval --json of the model")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--machine", default="an unnamed machine")
     parser.add_argument("--note", action="append", default=[])
     args = parser.parse_args(argv)
     report = json.loads(args.eval_json.read_text())
-    args.out.write_text(card(args.run_dir, report, args.machine, args.note))
+    try:
+        text = card(args.run_dirs, report, args.machine, args.note)
+    except KeyError as exc:
+        print(f"error: a run file lacks the field {exc} (not written by main.py train?)", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.out.write_text(text)
     print(f"wrote {args.out}")
     return 0
 
