@@ -10,13 +10,20 @@ Contenders (ms per frame, pre- and post-processing included, batch 1, median and
 4. ``keras-predict-default``: the same model called ssd_keras-style, ``model.predict`` per
    frame, then NumPy softmax, decoding and NMS;
 5. ``litert-default``: the same model converted to LiteRT on its own (network only, NumPy
-   post-processing), as a user converting it by hand would run it.
+   post-processing), as a user converting it by hand would run it;
+6. ``litert-default-threads``: 5 with ``num_threads`` set to the machine's cores (the
+   interpreter's default is one thread here), the fair bar for this app's LiteRT engine.
+
+All but 4 are timed in alternating turns (:func:`time_interleaved`), so a slow spell of a
+shared machine does not favour whichever was timed at a quiet moment; 4 runs last, alone
+(TensorFlow's threads keep spinning after each ``model.predict``).
 
 Random weights cost the same time as trained ones; detections differ, speed does not.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -113,11 +120,24 @@ def caffe_pair(workdir: Path) -> tuple[Path, Path] | None:
     return PROTOTXT, caffemodel
 
 
-def time_contender(run: Contender, frames: list[np.ndarray], calls: int, warmup: int = 5) -> dict:
-    ms = time_calls(lambda i: run(frames[i % len(frames)]), calls, warmup=warmup)
-    result = percentiles(ms)
-    result["fps"] = 1000.0 / result["ms_p50"]
-    return result
+def time_interleaved(runs: dict[str, Contender], frames: list[np.ndarray], calls: dict[str, int],
+                     rounds: int = 10, warmup: int = 5) -> dict[str, dict]:
+    """Time every contender in ``rounds`` turns of a few calls each, taking turns, so that a
+    slow spell of a shared machine (CPU frequency, a neighbour) falls on all of them alike
+    rather than on whichever happened to be timed then. Returns {name: percentiles + fps}."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for name, run in runs.items():
+        time_calls(lambda i: run(frames[i % len(frames)]), 0, warmup=warmup)
+    for turn in range(rounds):
+        for name, run in runs.items():
+            share = max(1, calls[name] // rounds)
+            offset = turn * share
+            samples[name] += time_calls(lambda i: run(frames[(offset + i) % len(frames)]), share, warmup=0)
+    results = {}
+    for name, ms in samples.items():
+        results[name] = percentiles(ms)
+        results[name]["fps"] = 1000.0 / results[name]["ms_p50"]
+    return results
 
 
 def run_contenders(
@@ -127,40 +147,54 @@ def run_contenders(
     conf: float = 0.5,
     log: Callable[[str], None] = print,
 ) -> list[dict]:
-    """Time every contender on ``frames``; returns [{"name", "ms_p50", "ms_p95", "fps", ...}]."""
+    """Time every contender on ``frames``, interleaved (see :func:`time_interleaved`);
+    returns [{"name", "ms_p50", "ms_p95", "fps", "note"}, or {"name", "skipped"}]."""
     config = PostprocessConfig(conf_threshold=conf)
-    results: list[dict] = []
+    runs: dict[str, Contender] = {}
+    calls_of: dict[str, int] = {}
+    entries: list[dict] = []
 
-    def add(name: str, make: Callable[[], Contender], note: str = "", n: int = calls) -> None:
-        log(f"timing {name} ...")
+    alone: dict[str, Contender] = {}
+
+    def add(name: str, make: Callable[[], Contender], note: str = "", n: int = calls, apart: bool = False) -> None:
+        log(f"preparing {name} ...")
         try:
-            run = make()
+            (alone if apart else runs)[name] = make()
         except Exception as exc:  # a missing optional contender must not end the benchmark
             log(f"  skipped: {type(exc).__name__}: {exc}")
-            results.append({"name": name, "skipped": f"{type(exc).__name__}: {exc}"})
+            entries.append({"name": name, "skipped": f"{type(exc).__name__}: {exc}"})
             return
-        entry = {"name": name, **time_contender(run, frames, n)}
-        if note:
-            entry["note"] = note
-        results.append(entry)
+        calls_of[name] = n
+        entries.append({"name": name, "note": note} if note else {"name": name})
 
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as tmp:
         pair = caffe_pair(Path(tmp))
         if pair is not None:
             from models.caffe.convert import convert
 
             caffe_model = convert(*pair).model
-            predictor = Predictor(caffe_model, config=config)
-            add("predictor-caffe-layout", lambda: predictor_contender(predictor),
-                f"{predictor.engine} engine, {predictor.device}")
+            caffe_predictor = Predictor(caffe_model, config=config)
+            add("predictor-caffe-layout", lambda: predictor_contender(caffe_predictor),
+                f"{caffe_predictor.engine} engine, {caffe_predictor.device}")
             add("opencv-dnn-caffe", lambda: opencv_dnn_contender(*pair, conf),
                 f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads")
         else:
             for name in ("predictor-caffe-layout", "opencv-dnn-caffe"):
-                results.append({"name": name, "skipped": f"{PROTOTXT} not found"})
-    predictor = Predictor(default_model, config=config)
-    add("predictor-default", lambda: predictor_contender(predictor), f"{predictor.engine} engine, {predictor.device}")
-    add("keras-predict-default", lambda: keras_predict_contender(default_model, config),
-        "model.predict per frame", n=max(10, calls // 3))
-    add("litert-default", lambda: litert_contender(default_model, config), "network only, NumPy post-processing")
-    return results
+                entries.append({"name": name, "skipped": f"{PROTOTXT} not found"})
+        predictor = Predictor(default_model, config=config)
+        add("predictor-default", lambda: predictor_contender(predictor), f"{predictor.engine} engine, {predictor.device}")
+        # Timed on its own, after the others: TensorFlow's thread pool keeps spinning for a
+        # while after each model.predict and would slow whichever contender came next.
+        add("keras-predict-default", lambda: keras_predict_contender(default_model, config),
+            "model.predict per frame", n=max(10, calls // 3), apart=True)
+        add("litert-default", lambda: litert_contender(default_model, config),
+            "network only, NumPy post-processing, the interpreter's default threads")
+        # The same by a user who also sets num_threads: the fair bar for our LiteRT engine.
+        add("litert-default-threads", lambda: litert_contender(default_model, config, threads=threads),
+            f"as litert-default with num_threads={threads}")
+        log(f"timing {len(runs)} contenders, interleaved ...")
+        timed = time_interleaved(runs, frames, calls_of)
+        for name, run in alone.items():
+            timed |= time_interleaved({name: run}, frames, calls_of)
+    return [{**e, **timed[e["name"]]} if e["name"] in timed else e for e in entries]
