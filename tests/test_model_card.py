@@ -34,7 +34,7 @@ def test_card_states_every_stage_and_the_validation_figures(tmp_path):
     text = card([one, two], REPORT, "a test machine", ["a note"])
     assert "2 stage(s), 3 epochs, 23 minutes on a test machine" in text
     assert "1. from random initialisation: sgd at peak learning rate 0.01" in text
-    assert "2. from `best.keras`: sgd at peak learning rate 0.001" in text
+    assert "2. from `one/best.keras`: sgd at peak learning rate 0.001" in text
     assert "best validation mAP 30.0 at epoch 2" in text
     assert "stage 2, epoch 1 (best validation mAP)" in text
     assert "| dog | 7 | 61.3 | 62.0 |" in text and "| cat | 0 | n/a | n/a |" in text

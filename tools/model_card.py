@@ -69,7 +69,8 @@ class Stage:
 
     def schedule(self) -> str:
         s = self.settings
-        start = f"from `{Path(s['from_model']).name}`" if s.get("from_model") else "from random initialisation"
+        parent = Path(s["from_model"]) if s.get("from_model") else None
+        start = f"from `{parent.parent.name}/{parent.name}`" if parent else "from random initialisation"
         return (f"{start}: {s['optimizer']} at peak learning rate {s['lr']}, {s['warmup_epochs']:g} warm-up "
                 f"epoch(s) then {s['schedule']} decay over {s['epochs']} epochs; {self.summary['epochs_done']} "
                 f"epochs run ({self.minutes:.0f} minutes), best validation mAP {_pct(self.summary['best_val_map'])} "
