@@ -23,7 +23,6 @@ Random weights cost the same time as trained ones; detections differ, speed does
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -31,6 +30,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from detector_app.engines import usable_cpus
 from detector_app.predictor import Predictor
 from models import PostprocessConfig, SSDModel, decode, select_detections
 
@@ -152,9 +152,8 @@ def run_contenders(
     config = PostprocessConfig(conf_threshold=conf)
     runs: dict[str, Contender] = {}
     calls_of: dict[str, int] = {}
+    alone: dict[str, Contender] = {}  # timed on their own, after the others
     entries: list[dict] = []
-
-    alone: dict[str, Contender] = {}
 
     def add(name: str, make: Callable[[], Contender], note: str = "", n: int = calls, apart: bool = False) -> None:
         log(f"preparing {name} ...")
@@ -167,7 +166,7 @@ def run_contenders(
         calls_of[name] = n
         entries.append({"name": name, "note": note} if note else {"name": name})
 
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = usable_cpus()
     with tempfile.TemporaryDirectory() as tmp:
         pair = caffe_pair(Path(tmp))
         if pair is not None:

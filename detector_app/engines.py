@@ -208,15 +208,19 @@ def litert_bytes(model: SSDModel, in_child: bool = False, quantise: str | None =
     return data
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on (LiteRT's interpreter defaults to one thread)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def litert_engine(model: SSDModel, threads: int | None = None, convert_in_child: bool = False,
                   quantise: str | None = None) -> InferFn:
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("the litert engine converts with TensorFlow; use the keras engine on other backends")
     from ai_edge_litert.interpreter import Interpreter
 
-    if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    interpreter = Interpreter(model_content=litert_bytes(model, convert_in_child, quantise), num_threads=threads)
+    interpreter = Interpreter(model_content=litert_bytes(model, convert_in_child, quantise),
+                              num_threads=threads or usable_cpus())
     runner = interpreter.get_signature_runner()
     # Keras output order: output_0 = corners, output_1 = probs.
 
