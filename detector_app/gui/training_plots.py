@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from matplotlib.backends.backend_qt5agg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from PyQt5 import sip
 from PyQt5.QtCore import QTimer
 
 from .training_progress import TrainingState
@@ -26,7 +27,7 @@ class TrainingPlots(FigureCanvasQTAgg):
         self._redraw = QTimer(self)
         self._redraw.setSingleShot(True)
         self._redraw.setInterval(0)
-        self._redraw.timeout.connect(self.draw)
+        self._redraw.timeout.connect(self._redraw_now)
         self.loss_axis, self.map_axis = self.figure.subplots(2, 1, sharex=True)
         self.setMinimumHeight(220)
         self._drawn = (-1, -1)
@@ -38,6 +39,13 @@ class TrainingPlots(FigureCanvasQTAgg):
         if timer is None:  # called by the base class before __init__ finished
             return
         timer.start()
+
+    def _redraw_now(self) -> None:
+        # A timeout already queued when the panel closes can still arrive after the C++
+        # widget is gone (seen in CI: "wrapped C/C++ object of type TrainingPlots has been
+        # deleted"); matplotlib's own idle draw makes the same check.
+        if not sip.isdeleted(self):
+            self.draw()
 
     def show_state(self, state: TrainingState) -> None:
         """Redraw if there is something new (an epoch or a step loss)."""
