@@ -125,3 +125,21 @@ def test_plots_redraw_once_and_a_deleted_panel_leaves_no_pending_redraw(qtbot, m
     qtbot.wait(50)
     plots._redraw_now()  # a timeout that still arrives after the widget went: nothing happens
     assert errors == []
+
+
+def test_hidden_plots_drop_a_pending_redraw_and_redraw_when_shown(qtbot):
+    from detector_app.gui.training_plots import TrainingPlots
+    from detector_app.gui.training_progress import TrainingState
+
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.show()
+    qtbot.wait(50)
+    draws = []
+    plots._redraw.timeout.connect(lambda: draws.append(1))
+    plots.show_state(TrainingState(step_losses=[(0.1, 5.0)]))  # a redraw is pending
+    plots.hide()
+    qtbot.wait(50)
+    assert draws == []
+    plots.show()
+    qtbot.waitUntil(lambda: draws == [1], timeout=2000)

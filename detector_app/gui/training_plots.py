@@ -41,11 +41,26 @@ class TrainingPlots(FigureCanvasQTAgg):
         timer.start()
 
     def _redraw_now(self) -> None:
-        # A timeout already queued when the panel closes can still arrive after the C++
-        # widget is gone (seen in CI: "wrapped C/C++ object of type TrainingPlots has been
-        # deleted"); matplotlib's own idle draw makes the same check.
-        if not sip.isdeleted(self):
+        # A timeout already queued when the panel closes can still arrive while or after the
+        # C++ widget goes (seen in CI: "wrapped C/C++ object of type TrainingPlots has been
+        # deleted", once even with sip.isdeleted() still False); matplotlib's own idle draw
+        # guards the same way. A redraw of a widget that is going away is simply dropped.
+        if sip.isdeleted(self):
+            return
+        try:
             self.draw()
+        except RuntimeError as exc:
+            if "has been deleted" not in str(exc):
+                raise
+
+    def hideEvent(self, event) -> None:
+        """Hidden plots need no redraw (closing the window hides them before deleting them)."""
+        self._redraw.stop()
+        super().hideEvent(event)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.draw_idle()  # whatever changed while hidden
 
     def show_state(self, state: TrainingState) -> None:
         """Redraw if there is something new (an epoch or a step loss)."""
