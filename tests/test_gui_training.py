@@ -112,6 +112,11 @@ def test_plots_redraw_once_and_a_deleted_panel_leaves_no_pending_redraw(qtbot, m
     plots = TrainingPlots()
     draws = []
     plots._redraw.timeout.connect(lambda: draws.append(1))
+    plots.show_state(TrainingState(step_losses=[(0.1, 6.0)]))
+    assert not plots._redraw.isActive(), "a never-shown widget leaves no redraw pending"
+    plots.show()
+    qtbot.waitUntil(lambda: draws == [1], timeout=2000)  # shown: it draws
+    draws.clear()
     state = TrainingState(step_losses=[(0.1, 5.0), (0.2, 4.0)],
                           history=[{"epoch": 1, "train_loss": 4.0, "val_loss": 4.5, "val_map": 0.1}])
     plots.show_state(state)

@@ -38,7 +38,8 @@ class TrainingPlots(FigureCanvasQTAgg):
         timer = getattr(self, "_redraw", None)
         if timer is None:  # called by the base class before __init__ finished
             return
-        timer.start()
+        if self.isVisible():  # else showEvent redraws: no timer left pending in a window
+            timer.start()     # that is closed (or collected) without ever being shown
 
     def _redraw_now(self) -> None:
         # A timeout already queued when the panel closes can still arrive while or after the
