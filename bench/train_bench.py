@@ -1,6 +1,7 @@
 """Training throughput: the loader alone, the training step alone, and both together.
 
     python bench/train_bench.py [--data DIR] [--batch 32,64] [--steps 4] [--alpha 1.0]
+        [--layout seed|lite0] [--precision float32|mixed_bfloat16] [--frozen] [--freeze-through BLOCK]
 
 Figures (images per second, printed, never asserted):
 
@@ -91,13 +92,19 @@ def run_train_bench(
     alpha: float = 1.0,
     workers: int | None = None,
     out=print,
+    layout: str = "seed",
+    precision: str = "float32",
+    frozen: bool = False,
+    freeze_through: str | None = None,
 ) -> dict[str, Any]:
     """Measure and print the three figures for each batch size; return them as a dict."""
     import keras
 
     from bench.machine import machine_info
-    from models import build_model, seed_spec
+    from models import build_model
+    from models.layouts import LAYOUTS
     from trainer.augment import AugmentConfig
+    from trainer.finetune import set_backbone_trainable
     from trainer.loader import BatchLoader
     from trainer.scan import scan_folders
     from trainer.training_model import SSDTrainer
@@ -106,14 +113,19 @@ def run_train_bench(
     workers = workers or max(2, min(8, os.cpu_count() or 2))
     samples = [s for scan in scan_folders([folder], workers=workers) for s in scan.samples]
     classes = sorted({n for s in samples for n in s.names})
-    spec = seed_spec(classes, alpha=alpha)
+    spec = LAYOUTS[layout](classes, alpha=alpha) if layout == "seed" else LAYOUTS[layout](classes)
     keras.utils.set_random_seed(0)
-    wrapper = SSDTrainer(build_model(spec))
+    keras.config.set_dtype_policy(precision)
+    detector = build_model(spec)
+    set_backbone_trainable(detector, not frozen, freeze_through)
+    wrapper = SSDTrainer(detector)
     wrapper.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9))
     info = machine_info()
     figures: dict[str, Any] = {
         "machine": info, "backend": keras.backend.backend(), "data": str(folder), "images": len(samples),
-        "layout": f"seed alpha {alpha} at {spec.input_size[0]}x{spec.input_size[1]}", "workers": workers, "batches": [],
+        "layout": f"{layout} alpha {alpha} at {spec.input_size[0]}x{spec.input_size[1]}, {precision}"
+                  + (", backbone frozen" if frozen else "")
+                  + (f", frozen through {freeze_through}" if freeze_through and not frozen else ""), "workers": workers, "batches": [],
     }
     out(f"{info['cpu']}, {info['cores']} cores; keras {keras.__version__} on {keras.backend.backend()}; "
         f"{figures['layout']}; {len(samples)} images from {folder}; {workers} loader threads")
@@ -141,10 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loader-batches", type=int, default=8, help="timed loader batches (default 8)")
     parser.add_argument("--alpha", type=float, default=1.0, help="MobileNet width of the seed layout (default 1.0)")
     parser.add_argument("--workers", type=int, help="loader threads (default: cores, 2..8)")
+    parser.add_argument("--layout", default="seed", help="seed (default), caffe or lite0")
+    parser.add_argument("--precision", default="float32", help="float32 (default), mixed_bfloat16, mixed_float16")
+    parser.add_argument("--frozen", action="store_true", help="backbone frozen (as --freeze-backbone-epochs)")
+    parser.add_argument("--freeze-through", help="backbone frozen up to this feature map (as train --freeze-through)")
     parser.add_argument("--json", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     figures = run_train_bench(args.data, [int(b) for b in args.batch.split(",") if b.strip()], args.steps,
-                              args.loader_batches, args.alpha, args.workers)
+                              args.loader_batches, args.alpha, args.workers, layout=args.layout,
+                              precision=args.precision, frozen=args.frozen, freeze_through=args.freeze_through)
     if args.json:
         import json
 

@@ -19,14 +19,14 @@ def activation(opts: BackboneSpec, name: str) -> layers.Layer:
     return layers.ReLU(max_value=6.0 if opts.activation == "relu6" else None, name=name)
 
 
-def pad_for(x, stride: int, padding: str, name: str):
-    """Explicit zero padding before a "valid" 3x3 convolution (see geometry.pad_amounts).
+def pad_for(x, stride: int, padding: str, name: str, kernel: int = 3):
+    """Explicit zero padding before a "valid" k x k convolution (see geometry.pad_amounts).
 
     Explicit padding (rather than the framework's "same") keeps results identical on every
     backend and lets Caffe's symmetric padding be expressed too.
     """
     h, w = x.shape[1], x.shape[2]
-    ph, pw = pad_amounts(h, stride, padding), pad_amounts(w, stride, padding)
+    ph, pw = pad_amounts(h, stride, padding, kernel), pad_amounts(w, stride, padding, kernel)
     if ph == (0, 0) and pw == (0, 0):
         return x
     return layers.ZeroPadding2D(padding=(ph, pw), name=name)(x)

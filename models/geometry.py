@@ -7,7 +7,7 @@ the model) can never disagree.
 
 from __future__ import annotations
 
-from .spec import BACKBONE_BLOCKS, ModelSpec
+from .spec import BACKBONE_BLOCKS, BACKBONE_FEATURES, ModelSpec
 
 # MobileNetV1 depthwise-separable blocks (Howard et al. 2017, Table 1): (pointwise filters, stride).
 MOBILENET_V1_BLOCKS: tuple[tuple[int, int], ...] = (
@@ -17,6 +17,35 @@ MOBILENET_V1_BLOCKS: tuple[tuple[int, int], ...] = (
 )
 STEM_FILTERS = 32
 assert len(MOBILENET_V1_BLOCKS) == BACKBONE_BLOCKS
+
+# EfficientNet-Lite0 (Tan & Le 2019, Table 1, with the Lite changes: no squeeze-excite, ReLU6,
+# stem and head not rescaled): stages as (expand ratio, kernel, first stride, filters, repeats).
+LITE0_STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1),
+)
+LITE0_TOP_FILTERS = 1280
+
+
+def lite0_blocks() -> list[tuple[int, int, int, int]]:
+    """The 16 blocks of EfficientNet-Lite0 as (expand ratio, kernel, stride, filters); only the
+    first block of a stage has the stage's stride."""
+    blocks = []
+    for expand, kernel, stride, filters, repeats in LITE0_STAGES:
+        for r in range(repeats):
+            blocks.append((expand, kernel, stride if r == 0 else 1, filters))
+    return blocks
+
+
+def backbone_strides(kind: str) -> list[tuple[str, int]]:
+    """(feature name, stride of the stage that makes it) in network order, after the stride-2 stem."""
+    table = {
+        "mobilenet_v1": [(f"block{i}", s) for i, (_, s) in enumerate(MOBILENET_V1_BLOCKS, start=1)],
+        "efficientnet_lite0": [(f"block{i}", b[2]) for i, b in enumerate(lite0_blocks(), start=1)] + [("top", 1)],
+    }
+    strides = table[kind]
+    assert tuple(n for n, _ in strides) == BACKBONE_FEATURES[kind]
+    return strides
 
 
 def pad_amounts(size: int, stride: int, padding: str, kernel: int = 3) -> tuple[int, int]:
@@ -51,7 +80,7 @@ def conv_output_size(size: int, stride: int, padding: str, kernel: int = 3) -> i
 
 
 def feature_map_sizes(spec: ModelSpec) -> dict[str, tuple[int, int]]:
-    """(height, width) of every named feature map (block1..block13, extra1..), in order."""
+    """(height, width) of every named feature map (the backbone's, then extra1..), in order."""
     pad = spec.backbone.stride2_padding
     h, w = spec.input_size
 
@@ -60,9 +89,10 @@ def feature_map_sizes(spec: ModelSpec) -> dict[str, tuple[int, int]]:
 
     sizes: dict[str, tuple[int, int]] = {}
     size = step((h, w), 2, pad)  # the stem: 3x3, stride 2
-    for i, (_, stride) in enumerate(MOBILENET_V1_BLOCKS, start=1):
+    # "same" padding gives ceil(n / stride) whatever the kernel, so 3x3 stands for every kernel
+    for name, stride in backbone_strides(spec.backbone.kind):
         size = step(size, stride, pad if stride == 2 else "same")
-        sizes[f"block{i}"] = size
+        sizes[name] = size
     for i, extra in enumerate(spec.extras, start=1):
         size = step(size, extra.stride, extra.padding)
         sizes[f"extra{i}"] = size

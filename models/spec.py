@@ -21,12 +21,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ACTIVATIONS = ("relu", "relu6")
+HEAD_KINDS = ("conv", "separable")
 STRIDE2_PADDINGS = ("same", "symmetric", "valid")
 EXTRA_KINDS = ("separable", "conv")
 CHANNEL_ORDERS = ("BGR", "RGB")
 
-# The feature maps a head may read: the stem, the 13 MobileNetV1 blocks, and "extraN".
+# The feature maps a head may read, per backbone kind, in network order (then "extraN").
+# MobileNetV1: its 13 depthwise-separable blocks. EfficientNet-Lite0: its 16 inverted-residual
+# blocks and "top", the 1x1 convolution to 1280 channels that ends the ImageNet trunk.
 BACKBONE_BLOCKS = 13
+BACKBONE_FEATURES: dict[str, tuple[str, ...]] = {
+    "mobilenet_v1": tuple(f"block{i}" for i in range(1, 14)),
+    "efficientnet_lite0": tuple(f"block{i}" for i in range(1, 17)) + ("top",),
+}
 
 
 class SpecError(ValueError):
@@ -59,7 +66,11 @@ class PreprocessSpec:
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """MobileNetV1 options (Howard et al. 2017, Table 1).
+    """Backbone options.
+
+    ``kind``: "mobilenet_v1" (Howard et al. 2017, Table 1; every option below applies) or
+    "efficientnet_lite0" (Tan & Le 2019, the "Lite" variant: no squeeze-excite, ReLU6; its
+    published ImageNet weights fix alpha 1.0, ReLU6, batch norm and "same" padding).
 
     ``stride2_padding``: "same" pads a stride-2 3x3 convolution explicitly the Keras way,
     ((0,1),(0,1)) on an even input size and ((1,1),(1,1)) on an odd one (the output is
@@ -74,8 +85,20 @@ class BackboneSpec:
     use_bias: bool = False
     batch_norm: bool = True
     stride2_padding: str = "same"
+    kind: str = "mobilenet_v1"
 
     def validate(self) -> None:
+        if self.kind not in BACKBONE_FEATURES:
+            raise SpecError(f"backbone.kind must be one of {sorted(BACKBONE_FEATURES)}, got {self.kind!r}")
+        if self.kind == "efficientnet_lite0":
+            fixed = {"alpha": 1.0, "activation": "relu6", "use_bias": False, "batch_norm": True,
+                     "stride2_padding": "same"}
+            wrong = {k: getattr(self, k) for k, v in fixed.items() if getattr(self, k) != v}
+            if wrong:
+                raise SpecError(
+                    f"backbone: efficientnet_lite0 has fixed options {fixed} (its ImageNet weights "
+                    f"were trained so); got {wrong}"
+                )
         if not (0 < self.alpha <= 4):
             raise SpecError(f"backbone.alpha (width multiplier) must be in (0, 4], got {self.alpha}")
         if self.activation not in ACTIVATIONS:
@@ -161,6 +184,9 @@ class ModelSpec:
 
     ``class_names`` are the user's classes only; background is internal (class index 0 of the
     network's output) and is never listed here. ``input_size`` is (height, width) in pixels.
+    ``head_kind``: "conv" predicts with one k x k convolution per head (SSD); "separable" with
+    a 3x3 depthwise convolution + batch norm + ReLU6, then a 1x1 convolution (SSDLite,
+    Sandler et al. 2018, Sec. 6.3), far cheaper on wide feature maps.
     """
 
     class_names: tuple[str, ...]
@@ -170,6 +196,7 @@ class ModelSpec:
     extras: tuple[ExtraSpec, ...] = ()
     heads: tuple[HeadSpec, ...] = ()
     head_kernel_size: int = 3
+    head_kind: str = "conv"
     variances: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
     layout: str = "custom"
 
@@ -200,6 +227,8 @@ class ModelSpec:
             raise SpecError(f"variances needs 4 positive numbers, got {self.variances}")
         if self.head_kernel_size not in (1, 3):
             raise SpecError(f"head_kernel_size must be 1 or 3, got {self.head_kernel_size}")
+        if self.head_kind not in HEAD_KINDS:
+            raise SpecError(f"head_kind must be one of {HEAD_KINDS}, got {self.head_kind!r}")
         self.preprocess.validate()
         self.backbone.validate()
         for i, extra in enumerate(self.extras):
@@ -212,7 +241,7 @@ class ModelSpec:
             if head.source not in known:
                 raise SpecError(
                     f"heads[{i}].source {head.source!r} is not a feature map of this network; "
-                    f"expected one of block1..block{BACKBONE_BLOCKS} or extra1..extra{len(self.extras)}"
+                    f"expected one of {', '.join(feature_names(self))}"
                 )
         return self
 
@@ -247,6 +276,7 @@ class ModelSpec:
                     for i, h in enumerate(data.get("heads", []))
                 ),
                 head_kernel_size=int(data.get("head_kernel_size", 3)),
+                head_kind=str(data.get("head_kind", "conv")),
                 variances=tuple(float(v) for v in data.get("variances", (0.1, 0.1, 0.2, 0.2))),
                 layout=str(data.get("layout", "custom")),
             )
@@ -263,7 +293,7 @@ class ModelSpec:
 
 def feature_names(spec: ModelSpec) -> list[str]:
     """Names of the feature maps a head can read, in network order."""
-    return [f"block{i}" for i in range(1, BACKBONE_BLOCKS + 1)] + [
+    return list(BACKBONE_FEATURES[spec.backbone.kind]) + [
         f"extra{i}" for i in range(1, len(spec.extras) + 1)
     ]
 

@@ -1,4 +1,5 @@
-"""The SSD detector (Liu et al. 2016) on a MobileNetV1 backbone, built from a ModelSpec.
+"""The SSD detector (Liu et al. 2016) on a MobileNetV1 or EfficientNet-Lite0 backbone, built
+from a ModelSpec.
 
 Network contract:
 - input ``image``: (B, H, W, 3) BGR, uint8, already resized to ``spec.input_size``;
@@ -18,11 +19,15 @@ import keras
 import numpy as np
 from keras import layers
 
-from .backbone import activation, conv_unit, mobilenet_v1, pad_for, separable_unit
+from .backbone import conv_unit, mobilenet_v1, separable_unit
+from .efficientnet_lite import efficientnet_lite0
 from .geometry import feature_map_sizes
 from .layers import Preprocess
 from .priors import default_boxes, num_default_boxes
 from .spec import BackboneSpec, ExtraSpec, ModelSpec
+
+# backbone kind -> builder: (normalised image, options) -> {feature name: tensor}
+BACKBONES = {"mobilenet_v1": mobilenet_v1, "efficientnet_lite0": efficientnet_lite0}
 
 
 def extra_stage(x, extra: ExtraSpec, opts: BackboneSpec, index: int):
@@ -34,10 +39,20 @@ def extra_stage(x, extra: ExtraSpec, opts: BackboneSpec, index: int):
     return conv_unit(x, extra.filters, 3, extra.stride, extra.padding, opts, name=f"{name}_3x3")
 
 
-def prediction_head(x, filters_per_box: int, boxes: int, kernel: int, name: str):
-    """A k x k convolution predicting ``filters_per_box`` numbers for each default box,
-    reshaped to (B, cells * boxes, filters_per_box) in row-major cell order."""
+def prediction_head(x, filters_per_box: int, boxes: int, kernel: int, name: str, kind: str = "conv"):
+    """Predict ``filters_per_box`` numbers for each default box of every cell, reshaped to
+    (B, cells * boxes, filters_per_box) in row-major cell order.
+
+    ``kind="conv"``: one k x k convolution (SSD). ``kind="separable"``: 3x3 depthwise + BN +
+    ReLU6, then a 1x1 convolution (SSDLite). The predicting convolution is always named
+    ``name`` so that fine-tuning maps class predictors the same way for both kinds.
+    """
     h, w = x.shape[1], x.shape[2]
+    if kind == "separable":
+        x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
+        x = layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name=f"{name}_dw_bn")(x)
+        x = layers.ReLU(max_value=6.0, name=f"{name}_dw_relu")(x)
+        kernel = 1
     y = layers.Conv2D(boxes * filters_per_box, kernel, padding="same", name=name)(x)
     return layers.Reshape((h * w * boxes, filters_per_box), name=f"{name}_flat")(y)
 
@@ -49,8 +64,8 @@ def build_graph(spec: ModelSpec) -> tuple[keras.KerasTensor, list[keras.KerasTen
     image = keras.Input(shape=(h, w, 3), dtype="uint8", name="image")
     p = spec.preprocess
     x = Preprocess(p.channel_order, p.mean, p.scale, name="preprocess")(image)
-    feats = mobilenet_v1(x, spec.backbone)
-    x = feats[f"block{len(feats)}"]
+    feats = BACKBONES[spec.backbone.kind](x, spec.backbone)
+    x = list(feats.values())[-1]  # extra stages continue from the backbone's last map
     for i, extra in enumerate(spec.extras, start=1):
         x = extra_stage(x, extra, spec.backbone, i)
         feats[f"extra{i}"] = x
@@ -64,8 +79,9 @@ def build_graph(spec: ModelSpec) -> tuple[keras.KerasTensor, list[keras.KerasTen
                 f"feature map {head.source} is {tuple(f.shape[1:3])}, geometry says {expected[head.source]}"
             )
         k = head.boxes_per_cell
-        deltas.append(prediction_head(f, 4, k, spec.head_kernel_size, f"box_{head.source}"))
-        logits.append(prediction_head(f, spec.num_classes, k, spec.head_kernel_size, f"cls_{head.source}"))
+        kernel, kind = spec.head_kernel_size, spec.head_kind
+        deltas.append(prediction_head(f, 4, k, kernel, f"box_{head.source}", kind))
+        logits.append(prediction_head(f, spec.num_classes, k, kernel, f"cls_{head.source}", kind))
     return image, [_concat(deltas, "box_deltas"), _concat(logits, "class_logits")]
 
 

@@ -35,6 +35,7 @@ class TrainConfig:
     layout: str = "seed"
     alpha: float = 1.0
     spec_file: str | None = None
+    imagenet: bool = False
     optimizer: str = "sgd"
     lr: float | None = None
     momentum: float | None = None
@@ -42,6 +43,7 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_epochs: float = 1.0
     freeze_backbone_epochs: int = 0
+    freeze_through: str | None = None
     class_mask: str = "auto"
     precision: str = "float32"
     seed: int = 0
@@ -74,6 +76,9 @@ class TrainConfig:
             raise DataError("train", "invalid settings: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
         if not self.data:
             raise DataError("train", "no data folder given (--data DIR)")
+        if self.imagenet and (self.from_model or self.spec_file or self.layout != "lite0"):
+            raise DataError("--imagenet", "starts a new EfficientNet-Lite0 detector (layout lite0) from ImageNet "
+                                          f"weights; it does not combine with --from, --spec or --layout {self.layout}")
         return self
 
 

@@ -11,13 +11,23 @@ initialisation.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import DataError
 
-BACKBONE_PREFIXES = ("conv1", "conv_dw_", "conv_pw_")
+# MobileNetV1 (conv1, conv_dw_i, conv_pw_i) and EfficientNet-Lite0 (lite_*) layers.
+BACKBONE_PREFIXES = ("conv1", "conv_dw_", "conv_pw_", "lite_")
+# Layers of a separable head that come before its predicting 1x1 convolution: per-channel, so
+# they carry over whole like any other layer.
+_HEAD_INNER_SUFFIXES = ("_dw", "_dw_bn")
+
+
+def is_class_predictor(layer_name: str) -> bool:
+    """``cls_<source>``: the convolution whose outputs are per-box class logits."""
+    return layer_name.startswith("cls_") and not layer_name.endswith(_HEAD_INNER_SUFFIXES)
 
 
 @dataclass
@@ -71,7 +81,7 @@ def transfer_weights(source, target) -> TransferReport:
             raise DataError(layer.name, "the model to fine-tune from has no layer of this name; it was built "
                                         "with another layout (use --from with a model of the same layout)")
         old_ws, new_ws = src_layer.get_weights(), layer.get_weights()
-        if layer.name.startswith("cls_"):
+        if is_class_predictor(layer.name):
             adapted = [_adapt(o, n, len(old) + 1, len(new) + 1, src_cols, dst_cols, layer.name) for o, n in zip(old_ws, new_ws)]
             layer.set_weights(adapted)
             report.class_layers.append(layer.name)
@@ -97,19 +107,58 @@ def _adapt(old_w, new_w, c_old: int, c_new: int, src, dst, name: str) -> np.ndar
 
 
 def is_backbone(layer_name: str) -> bool:
-    """MobileNetV1 layers (stem and the 13 depthwise-separable blocks, with their BN/ReLU)."""
+    """Backbone layers: MobileNetV1's stem and 13 blocks, or EfficientNet-Lite0's stem, 16 blocks
+    and top (with their BN/ReLU)."""
     return layer_name.startswith(BACKBONE_PREFIXES)
 
 
-def set_backbone_trainable(detector, trainable: bool) -> int:
+# Position of a backbone layer in network order: 0 for the stem, K for block K, and "top"
+# (EfficientNet-Lite0's last 1x1 convolution) after the last block.
+_BLOCK_OF_LAYER = re.compile(r"^(?:conv_(?:dw|pw)_|lite_b)(\d+)_?")
+TOP_POSITION = 1000
+
+
+def backbone_position(layer_name: str) -> int | None:
+    """Where a backbone layer sits (stem 0, block K -> K, top last); None for other layers."""
+    if not is_backbone(layer_name):
+        return None
+    match = _BLOCK_OF_LAYER.match(layer_name)
+    if match:
+        return int(match.group(1))
+    return TOP_POSITION if layer_name.startswith("lite_top") else 0
+
+
+def feature_position(feature: str, spec) -> int:
+    """Position of a backbone feature map name (``blockK`` or ``top``) of ``spec``'s backbone;
+    raises DataError naming the valid ones."""
+    from models.spec import BACKBONE_FEATURES
+
+    names = BACKBONE_FEATURES[spec.backbone.kind]
+    if feature not in names:
+        raise DataError("--freeze-through", f"{feature!r} is not a feature map of the {spec.backbone.kind} "
+                                            f"backbone; expected one of {', '.join(names)}")
+    return TOP_POSITION if feature == "top" else int(feature[len("block"):])
+
+
+def set_backbone_trainable(detector, trainable: bool, frozen_through: str | None = None) -> int:
     """Freeze or release the backbone; returns the number of layers changed.
+
+    ``frozen_through`` (a feature map name such as ``block5``): when releasing, the stem and
+    the blocks up to and including that one stay frozen. Why: on a CPU the backward pass of
+    the high-resolution depthwise layers dominates a training step (bench/train_bench.py), and
+    those early ImageNet filters (edges, textures) need the least adapting.
 
     A frozen BatchNormalization layer also runs in inference mode (Keras 3), so small
     fine-tuning batches do not disturb the statistics learnt on the large data set.
     """
+    limit = -1 if frozen_through is None else feature_position(frozen_through, detector.spec)
     changed = 0
     for layer in detector.layers:
-        if is_backbone(layer.name) and layer.trainable != trainable:
-            layer.trainable = trainable
+        position = backbone_position(layer.name)
+        if position is None:
+            continue
+        wanted = trainable and position > limit
+        if layer.trainable != wanted:
+            layer.trainable = wanted
             changed += 1
     return changed

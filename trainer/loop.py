@@ -65,14 +65,19 @@ class TrainingDiverged(RuntimeError):
 # -- network spec -------------------------------------------------------------------------
 
 def _layout_builders() -> dict[str, Callable[[Sequence[str], float], Any]]:
-    from models.layouts import caffe_spec, seed_spec
+    from models.layouts import caffe_spec, lite0_spec, seed_spec
 
     def caffe(classes: Sequence[str], alpha: float):
         if alpha != 1.0:
             raise DataError("--alpha", "the caffe layout has a fixed width (alpha 1.0); use --layout seed for other widths")
         return caffe_spec(classes)
 
-    return {"seed": lambda classes, alpha: seed_spec(classes, alpha=alpha), "caffe": caffe}
+    def lite0(classes: Sequence[str], alpha: float):
+        if alpha != 1.0:
+            raise DataError("--alpha", "the lite0 layout has a fixed width (its ImageNet weights); use --layout seed for other widths")
+        return lite0_spec(classes)
+
+    return {"seed": lambda classes, alpha: seed_spec(classes, alpha=alpha), "caffe": caffe, "lite0": lite0}
 
 
 def build_spec(config: TrainConfig, classes: Sequence[str]):
@@ -207,6 +212,15 @@ class Trainer:
             report = transfer_weights(source, detector)
             self.log(f"fine-tuning from {self.config.from_model}: {report.describe()}")
             del source
+        if self.config.imagenet and not resuming:
+            from models.efficientnet_lite import load_imagenet_weights
+            from models.torch_weights import TorchFileError
+
+            try:
+                count = load_imagenet_weights(detector)
+            except TorchFileError as exc:
+                raise DataError("--imagenet", str(exc)) from exc
+            self.log(f"backbone from ImageNet: {count} EfficientNet-Lite0 layers (the rest start fresh)")
         return detector
 
     def compile_phase(self, frozen: bool, opt_state: dict[str, np.ndarray] | None) -> None:
@@ -217,7 +231,7 @@ class Trainer:
         from .finetune import set_backbone_trainable
         from .optim import load_optimizer_state, make_optimizer
 
-        set_backbone_trainable(self.detector, not frozen)
+        set_backbone_trainable(self.detector, not frozen, self.config.freeze_through)
         optimizer = make_optimizer(self.config.optimizer, self.schedule, self.config.momentum)
         self.wrapper.compile(optimizer=optimizer, jit_compile="auto")
         self.wrapper.optimizer.build(self.wrapper.trainable_variables)
@@ -466,6 +480,10 @@ class Trainer:
         keras.config.set_dtype_policy(cfg.precision)
         self.read_data(recorded)
         spec = ModelSpec.from_dict(recorded["resolved"]["spec"]) if recorded else build_spec(cfg, self.classes)
+        if cfg.freeze_through is not None:  # a bad name is refused before the run folder is written
+            from .finetune import feature_position
+
+            feature_position(cfg.freeze_through, spec)
         self.write_data_report(spec)
         self.split(resuming)
         self.use_mask = _class_mask_enabled(cfg.class_mask, self.folder_classes)
