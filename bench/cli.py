@@ -30,6 +30,9 @@ def _sections(text: str) -> list[str]:
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model file (default: the bundled model, else a random seed-layout model)")
+    parser.add_argument("--also", action="append", default=[], metavar="MODEL_FILE",
+                        help="another model timed through the predictor in the same interleaved turns "
+                             "(e.g. the previous default model); repeatable")
     parser.add_argument("--sections", type=_sections, default=list(SECTIONS),
                         help=f"what to run, comma-separated (default: {','.join(SECTIONS)})")
     parser.add_argument("--batch", type=_ints, default=[1, 8], help="batch sizes for the stage figures (default 1,8)")
@@ -96,7 +99,16 @@ def run_bench(args: argparse.Namespace) -> int:
     if "compare" in args.sections:
         from .compare import run_contenders
 
-        result["contenders"] = run_contenders(model, frames, args.calls, log=print)
+        from pathlib import Path
+
+        from models.model_file import load_model
+
+        try:
+            others = {Path(p).stem: load_model(p) for p in args.also}
+        except ModelFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        result["contenders"] = run_contenders(model, frames, args.calls, log=print, other_models=others)
     if "pipeline" in args.sections:
         from .pipeline_bench import run_pipeline
 

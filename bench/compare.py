@@ -6,13 +6,15 @@ Contenders (ms per frame, pre- and post-processing included, batch 1, median and
    random-weight ``.caffemodel`` (the same network as 2);
 2. ``opencv-dnn-caffe``: OpenCV-DNN 4.x on that prototxt + caffemodel, as the classic webcam
    script runs it (blobFromImage, forward, parse ``detection_out``);
-3. ``predictor-default``: this app's predictor on the default model (seed layout, 8,752 boxes);
+3. ``predictor-default``: this app's predictor on the default model (or ``--model``);
 4. ``keras-predict-default``: the same model called ssd_keras-style, ``model.predict`` per
    frame, then NumPy softmax, decoding and NMS;
 5. ``litert-default``: the same model converted to LiteRT on its own (network only, NumPy
    post-processing), as a user converting it by hand would run it;
 6. ``litert-default-threads``: 5 with ``num_threads`` set to the machine's cores (the
-   interpreter's default is one thread here), the fair bar for this app's LiteRT engine.
+   interpreter's default is one thread here), the fair bar for this app's LiteRT engine;
+7. ``predictor-NAME``: each model given with ``bench --also FILE`` through this app's
+   predictor (e.g. the previous default model, to compare layouts in one run).
 
 All but 4 are timed in alternating turns (:func:`time_interleaved`), so a slow spell of a
 shared machine does not favour whichever was timed at a quiet moment; 4 runs last, alone
@@ -32,7 +34,7 @@ import numpy as np
 
 from detector_app.engines import usable_cpus
 from detector_app.predictor import Predictor
-from models import PostprocessConfig, SSDModel, decode, select_detections
+from models import PostprocessConfig, SSDModel, decode, num_default_boxes, select_detections
 
 from .stats import percentiles, time_calls
 
@@ -146,9 +148,13 @@ def run_contenders(
     calls: int,
     conf: float = 0.5,
     log: Callable[[str], None] = print,
+    other_models: dict[str, SSDModel] | None = None,
 ) -> list[dict]:
     """Time every contender on ``frames``, interleaved (see :func:`time_interleaved`);
-    returns [{"name", "ms_p50", "ms_p95", "fps", "note"}, or {"name", "skipped"}]."""
+    returns [{"name", "ms_p50", "ms_p95", "fps", "note"}, or {"name", "skipped"}].
+
+    ``other_models`` ({label: model}): more models run through this app's predictor, timed in
+    the same interleaved turns (e.g. the previous default model against the new one)."""
     config = PostprocessConfig(conf_threshold=conf)
     runs: dict[str, Contender] = {}
     calls_of: dict[str, int] = {}
@@ -183,6 +189,10 @@ def run_contenders(
                 entries.append({"name": name, "skipped": f"{PROTOTXT} not found"})
         predictor = Predictor(default_model, config=config)
         add("predictor-default", lambda: predictor_contender(predictor), f"{predictor.engine} engine, {predictor.device}")
+        for label, other in (other_models or {}).items():
+            other_predictor = Predictor(other, config=config)
+            add(f"predictor-{label}", lambda p=other_predictor: predictor_contender(p),
+                f"{other_predictor.engine} engine, {other.spec.layout} layout, {num_default_boxes(other.spec)} boxes")
         # Timed on its own, after the others: TensorFlow's thread pool keeps spinning for a
         # while after each model.predict and would slow whichever contender came next.
         add("keras-predict-default", lambda: keras_predict_contender(default_model, config),

