@@ -187,6 +187,11 @@ def test_commands_and_summaries(tmp_path):
     command = train_command(["a", "b"], "run", "base.keras", 5, 8)
     assert command[2:] == ["train", "--data", "a", "--data", "b", "--out", "run", "--epochs", "5", "--no-progress",
                            "--from", "base.keras", "--batch", "8"]
+    new = train_command(["a"], "run", None, 5, 8)
+    assert new[2:] == ["train", "--data", "a", "--out", "run", "--epochs", "5", "--no-progress", "--imagenet",
+                       "--batch", "8"]
+    expert = train_command(["a"], "run", None, 5, None, ["--spec", "s.yaml"])
+    assert "--imagenet" not in expert and expert[-2:] == ["--spec", "s.yaml"]
     assert resume_command(str(tmp_path)) is None
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"data": ["/d"], "epochs": 9, "from_model": None}))
     (tmp_path / "checkpoint.npz").write_bytes(b"x")

@@ -16,19 +16,30 @@ from .training_progress import can_resume
 MAIN = ROOT / "main.py"
 
 
+# Options that choose a network for a new model themselves (then the panel adds no --imagenet).
+NETWORK_OPTIONS = ("--spec", "--layout", "--alpha", "--imagenet")
+
+
 def train_command(data: list[str], out: str, base_model: str | None, epochs: int,
-                  batch: int | None = None) -> list[str]:
-    """``python main.py train ...`` as an argument list (trainer/cli.py's flags); no
-    progress bars: the panel reads RUN_DIR/progress.jsonl."""
+                  batch: int | None = None, extra: list[str] | None = None) -> list[str]:
+    """``python main.py train ...`` as an argument list (trainer/cli.py's flags), ``extra``
+    options last; no progress bars: the panel reads RUN_DIR/progress.jsonl.
+
+    Without a base model the new detector starts from the ImageNet backbone (``--imagenet``),
+    unless ``extra`` chooses the network itself: from random initialisation a user's folder
+    of a few hundred images gives a far weaker model (docs/training_runs.md, raccoon)."""
+    extra = list(extra or [])
     args = [sys.executable, str(MAIN), "train"]
     for folder in data:
         args += ["--data", folder]
     args += ["--out", out, "--epochs", str(epochs), "--no-progress"]
     if base_model:
         args += ["--from", base_model]
+    elif not any(a.split("=")[0] in NETWORK_OPTIONS for a in extra):
+        args += ["--imagenet"]
     if batch:
         args += ["--batch", str(batch)]
-    return args
+    return args + extra
 
 
 def resume_command(run_dir: str) -> list[str] | None:

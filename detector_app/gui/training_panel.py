@@ -33,7 +33,7 @@ from .training_progress import (PROGRESS_FILE, SUMMARY_FILE, ProgressReader, Tra
                                 evaluation_rows, read_yaml, run_model)
 
 POLL_MS = 500
-NEW_MODEL = "(new model: no base)"
+NEW_MODEL = "(new model from the ImageNet backbone)"
 
 
 class DataBox(QGroupBox):
@@ -260,8 +260,8 @@ class TrainingPanel(QScrollArea):
             self.run.status.setText(f"More options: {exc}")
             return False
         command = train_command(folders, str(run_dir), self.base_model_path(), self.run.epochs.value(),
-                                self.run.batch.value())
-        return self._launch(run_dir, command + extra)
+                                self.run.batch.value(), extra)
+        return self._launch(run_dir, command)
 
     def choose_resume(self) -> None:
         start = self.run_path or self.output_dir / "runs"
