@@ -60,10 +60,14 @@ def run_detect(args: argparse.Namespace) -> int:
     from .sources import SourceError, open_source
     from .writers import OutputError
 
-    try:
-        config = PostprocessConfig(conf_threshold=args.conf, iou_threshold=args.iou)
-    except ValueError as exc:
-        return _error(str(exc))
+    # name the option the user typed, not the config field behind it
+    if not 0.0 <= args.conf < 1.0:
+        return _error(f"--conf must be at least 0 and below 1, got {args.conf:g}")
+    if not 0.0 < args.iou <= 1.0:
+        return _error(f"--iou must be above 0 and at most 1, got {args.iou:g}")
+    if args.max_frames is not None and args.max_frames < 1:
+        return _error(f"--max-frames must be 1 or more, got {args.max_frames}")
+    config = PostprocessConfig(conf_threshold=args.conf, iou_threshold=args.iou)
     warnings: list[str] = []
     try:
         source = open_source(args.source, on_warning=lambda m: print(f"warning: {m}", file=sys.stderr))

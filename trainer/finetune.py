@@ -41,8 +41,11 @@ class TransferReport:
     dropped_classes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        parts = [f"{len(self.copied_layers)} layers copied whole, {len(self.class_layers)} class predictors adapted"]
-        parts.append(f"classes carried over: {', '.join(self.carried_classes) or 'none'}")
+        # "adapted" alone read as a contradiction next to "carried over: none": say what moved
+        kept = "background" + "".join(f", {name}" for name in self.carried_classes)
+        parts = [f"{len(self.copied_layers)} layers copied whole; in the {len(self.class_layers)} class predictors "
+                 f"the weights of {kept} carried over"]
+        parts.append(f"classes carried over: {', '.join(self.carried_classes) or 'none (only background)'}")
         if self.new_classes:
             parts.append(f"new classes (fresh predictors): {', '.join(self.new_classes)}")
         if self.dropped_classes:

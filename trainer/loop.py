@@ -461,9 +461,11 @@ class Trainer:
             self.log("note: the training images changed since the run started; it continues, but will not "
                      "match an uninterrupted run exactly")
         epoch, step = meta["epoch"], meta["step"]
-        where = f"epoch {epoch + 1}, step {step + 1}" if step else f"the start of epoch {epoch + 1}"
+        epochs, steps = self.config.epochs, self.train_loader.steps_per_epoch
+        where = (f"epoch {epoch + 1} of {epochs}, step {step + 1} of {steps}" if step
+                 else f"the start of epoch {epoch + 1} of {epochs}")
         best = "n/a" if self.best_map is None else f"{100 * self.best_map:.2f}"
-        self.log(f"resuming {self.files.root} at {where} of {self.config.epochs} (best val mAP so far: {best})")
+        self.log(f"resuming {self.files.root} at {where} (best val mAP so far: {best})")
         return epoch, step, meta["sums"], opt_state
 
     def setup(self, resuming: bool) -> tuple[int, int, dict[str, float], dict[str, np.ndarray] | None]:

@@ -230,7 +230,9 @@ def test_fine_tuning_onto_new_classes_says_what_carries_over(tmp_path, capsys, s
                     "--batch", "2", "--val-split", "0", "--workers", "2", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0, out[-3000:]
-    assert "classes carried over: none" in out and "new classes (fresh predictors): bluedisc, redbox" in out
+    assert "classes carried over: none (only background)" in out and "new classes (fresh predictors): bluedisc, redbox" in out
+    # no contradiction: what the class predictors kept is named (issue 15)
+    assert "class predictors adapted" not in out and "the weights of background carried over" in out
     assert "classes of the old model not kept: cat, dog" in out
     assert load_model(run / "best.keras").class_names == ("bluedisc", "redbox")
     assert read_spec(run / "best.keras").input_size == read_spec(source).input_size

@@ -1,0 +1,59 @@
+"""Messages that name what the user typed (issue 15): option values out of range, and the
+resume line's counts. Each of these printed a misleading line or silently did something else
+before."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import main
+
+from .helpers import assert_user_error
+
+
+@pytest.fixture
+def picture(tmp_path):
+    import cv2
+
+    path = tmp_path / "grey.png"
+    cv2.imwrite(str(path), np.full((48, 64, 3), 127, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--conf", "2"], ("--conf must be at least 0 and below 1, got 2",)),
+    (["--conf", "-0.1"], ("--conf", "got -0.1")),
+    (["--iou", "0"], ("--iou must be above 0 and at most 1, got 0",)),
+    (["--max-frames", "0"], ("--max-frames must be 1 or more, got 0",)),
+    (["--max-frames", "-3"], ("--max-frames must be 1 or more, got -3",)),
+], ids=["conf-2", "conf-negative", "iou-0", "max-frames-0", "max-frames-negative"])
+def test_detect_names_the_option_that_is_out_of_range(picture, frame_model_file, capsys, args, fragments):
+    out = picture.parent / "d.jsonl"
+    rc = main.main(["detect", str(picture), "--model", str(frame_model_file), "--json", str(out), "--no-progress", *args])
+    line = assert_user_error(rc, capsys.readouterr().err, *fragments)
+    assert "conf_threshold" not in line and not out.exists()  # nothing was processed
+
+
+def test_resume_line_counts_steps_of_the_epoch_and_epochs(tmp_path):
+    """'resuming ... at epoch 1, step 7 of 3' mixed steps with epochs; now each has its count."""
+    from trainer_helpers import make_voc_folder, write_spec_yaml
+
+    from trainer.config import TrainConfig
+    from trainer.loop import RunHooks, train
+
+    folder = make_voc_folder(tmp_path / "voc", 16, seed=4)
+    spec = write_spec_yaml(tmp_path / "spec.yaml", ["bluedisc", "redbox"])
+    cfg = TrainConfig(data=(str(folder),), out=str(tmp_path / "run"), spec_file=str(spec), epochs=3, batch_size=2,
+                      val_split=0.25, workers=1, progress_bar=False, checkpoint_minutes=0.0)
+    seen = {"steps": 0}
+
+    def count(_figures) -> None:
+        seen["steps"] += 1
+
+    stopped = train(cfg, hooks=RunHooks(should_stop=lambda: seen["steps"] >= 2, on_step=count), log=lambda _: None)
+    assert stopped.status == "stopped"
+    lines: list[str] = []
+    assert train(cfg, resuming=True, log=lines.append).status == "finished"
+    resume = next(line for line in lines if line.startswith("resuming"))
+    assert "at epoch 1 of 3, step 3 of 6 " in resume, resume
