@@ -14,6 +14,12 @@ def _error(message: str) -> int:
     return 2
 
 
+def shown(text: str) -> str:
+    """Text from a file (class names), safe to print: control characters and line breaks are
+    escaped, so a model file cannot colour the terminal or forge an ``error:`` line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 def _class_list(text: str | None) -> list[str] | None:
     if text is None:
         return None
@@ -84,7 +90,7 @@ def run_detect(args: argparse.Namespace) -> int:
             predictor = Predictor(resolved.model, config=config, classes=args.classes, source=resolved.path or "")
         except ValueError as exc:
             return _error(str(exc))
-        print(f"model: {resolved.path or 'random (untrained)'}; classes: {', '.join(predictor.class_names)}; "
+        print(f"model: {resolved.path or 'random (untrained)'}; classes: {', '.join(map(shown, predictor.class_names))}; "
               f"device: {predictor.device} ({predictor.backend}, {predictor.engine} engine)", file=sys.stderr)
         try:
             summary = run_detection(source, predictor, args.out, args.json_out, args.max_frames,
@@ -93,7 +99,7 @@ def run_detect(args: argparse.Namespace) -> int:
             return _error(str(exc))
     warnings.extend(summary.warnings)
     for line in summary.lines():
-        print(line, file=sys.stderr)
+        print(shown(line), file=sys.stderr)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     if summary.output_errors:  # e.g. the disk filled up: the earlier files were kept

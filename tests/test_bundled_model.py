@@ -36,7 +36,8 @@ def test_the_bundled_model_is_the_documented_one(bundled):
     assert BUNDLED_MODEL.stat().st_size < 30 * 2**20  # the issue's limit for a committed model
     spec = bundled.spec
     assert list(spec.class_names) == list(BUNDLED_CLASSES)
-    assert spec.layout == "seed" and tuple(spec.input_size) == (300, 300)
+    assert spec.layout == "lite0" and spec.backbone.kind == "efficientnet_lite0"
+    assert tuple(spec.input_size) == (300, 300)
     assert num_default_boxes(spec) == 8752
     card = (ROOT / "assets" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert all(name in card for name in BUNDLED_CLASSES)
@@ -101,3 +102,32 @@ def test_the_bundled_model_finds_animals_in_real_photos(shared_dir):
         if len(found) and found.names[0] == name:
             hits += pairwise_iou(found.boxes[:1], np.array([box], np.float32))[0, 0] >= 0.5
     assert hits >= HITS_AT_LEAST, f"{hits} of 30 photos: the top detection is the labelled animal"
+
+
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+def test_the_bundled_model_boxes_pedestrians_in_vtest():
+    """The README's screenshot claim: at confidence 0.5 the walking pedestrians of OpenCV's
+    vtest.avi are boxed as person (every 40th frame; the video is not in the training data)."""
+    if not VTEST.is_file():
+        pytest.skip(f"{VTEST} is absent (apt-get install opencv-doc)")
+    from detector_app.predictor import Predictor
+
+    predictor = Predictor.from_file(BUNDLED_MODEL)
+    predictor.set_thresholds(conf=0.5)
+    capture = cv2.VideoCapture(str(VTEST))
+    people, frames, index = [], 0, 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index % 40 == 0:
+            found = predictor.predict(frame)
+            people.append(sum(1 for name in found.names if name == "person"))
+            frames += 1
+        index += 1
+    capture.release()
+    assert frames == 20
+    with_people = sum(1 for n in people if n > 0)
+    assert with_people >= PEDESTRIAN_FRAMES_AT_LEAST, people

@@ -57,3 +57,18 @@ def test_resume_line_counts_steps_of_the_epoch_and_epochs(tmp_path):
     assert train(cfg, resuming=True, log=lines.append).status == "finished"
     resume = next(line for line in lines if line.startswith("resuming"))
     assert "at epoch 1 of 3, step 3 of 6 " in resume, resume
+
+
+def test_class_names_from_a_model_file_are_escaped_in_detect(picture, tmp_path, capsys):
+    """A model whose class names carry an escape sequence and a forged 'error:' line: detect
+    prints them escaped (info already did), so the terminal shows exactly our lines."""
+    from models.model_file import save_model
+
+    from .helpers import whole_frame_model
+
+    evil = "\x1b[31mred\x1b[0m\nerror: forged"
+    path = save_model(whole_frame_model(classes=(evil, "cat"), winner=evil), tmp_path / "evil.keras")
+    assert main.main(["detect", str(picture), "--model", str(path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and not any(line.startswith("error: forged") for line in err.splitlines())
+    assert "\\x1b[31mred\\x1b[0m\\nerror: forged" in err  # shown, escaped, in the classes and per-class lines
