@@ -349,6 +349,11 @@ class StreamSource(LiveSource):
         return "the stream could not be opened (refused, unreachable, timed out or not a video stream)"
 
 
+# Cameras are numbered from 0 in the order the system lists them; OpenCV takes the index as a
+# C int, and a larger one raised a traceback. No machine has a thousand cameras.
+MAX_CAMERA_INDEX = 1023
+
+
 def is_stream_url(text: str) -> bool:
     return text.lower().startswith(STREAM_SCHEMES)
 
@@ -359,6 +364,9 @@ def open_source(text: str | int | os.PathLike, on_warning: Warn | None = None) -
     Raises :class:`SourceError` (naming the source and why) if it cannot be opened.
     """
     if isinstance(text, int) or (isinstance(text, str) and text.strip().isdigit()):
+        if not 0 <= int(text) <= MAX_CAMERA_INDEX:
+            raise SourceError(str(text).strip(), f"is not a camera index: cameras are numbered 0 to {MAX_CAMERA_INDEX} "
+                                                 "(0 is the first camera the system lists)")
         return CameraSource(int(text), on_warning)
     text = os.fspath(text)
     if is_stream_url(text):

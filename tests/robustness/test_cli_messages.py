@@ -72,3 +72,11 @@ def test_class_names_from_a_model_file_are_escaped_in_detect(picture, tmp_path, 
     err = capsys.readouterr().err
     assert "\x1b" not in err and not any(line.startswith("error: forged") for line in err.splitlines())
     assert "\\x1b[31mred\\x1b[0m\\nerror: forged" in err  # shown, escaped, in the classes and per-class lines
+
+
+@pytest.mark.parametrize("index", ["2147483648", "99999999999999999999", "1024"])
+def test_a_huge_camera_index_is_one_line(index, capsys):
+    """OpenCV raised (exit 1, a traceback) for an index past a C int; any index past the bound
+    is a user error naming it."""
+    rc = main.main(["detect", index, "--no-progress"])
+    assert_user_error(rc, capsys.readouterr().err, f"{index}: is not a camera index", "0 to 1023")
