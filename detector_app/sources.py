@@ -374,6 +374,9 @@ def open_source(text: str | int | os.PathLike, on_warning: Warn | None = None) -
     path = Path(text)
     if not path.exists():
         raise SourceError(text, "no such file or folder")
+    if not (path.is_dir() or path.is_file()):  # OpenCV blocks forever on a FIFO and reads devices without end
+        raise SourceError(text, "is not a regular file or folder (a pipe, device or socket); give a video, an "
+                                "image, a folder, a camera index or a stream URL")
     if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
         return ImageSource(path, on_warning)
     return VideoFileSource(path, on_warning)

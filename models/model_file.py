@@ -106,6 +106,8 @@ def _read_config(path: Path) -> dict:
         raise ModelFileError(path, "no such file")
     if path.is_dir():
         raise ModelFileError(path, "is a folder, not a model file")
+    if not path.is_file():  # a FIFO would block the reader forever; a device could be endless
+        raise ModelFileError(path, "is not a regular file (a pipe, device or socket); give a model file")
     if not zipfile.is_zipfile(path):
         raise ModelFileError(
             path,

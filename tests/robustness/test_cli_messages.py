@@ -80,3 +80,29 @@ def test_a_huge_camera_index_is_one_line(index, capsys):
     is a user error naming it."""
     rc = main.main(["detect", index, "--no-progress"])
     assert_user_error(rc, capsys.readouterr().err, f"{index}: is not a camera index", "0 to 1023")
+
+
+def test_special_files_are_refused_up_front(tmp_path, frame_model_file, capsys):
+    """A named pipe as the source or the model blocked `detect` forever (Ctrl-C did not stop it);
+    a device (/dev/zero) would be read without end. Both are refused before anything opens them."""
+    import os
+
+    from .helpers import run_bounded
+
+    fifo = tmp_path / "pipe.avi"
+    os.mkfifo(fifo)
+    rc = run_bounded(lambda: main.main(["detect", str(fifo), "--model", str(frame_model_file), "--no-progress"]),
+                     60, "detect on a FIFO")
+    assert_user_error(rc, capsys.readouterr().err, "pipe.avi: is not a regular file or folder")
+    rc = run_bounded(lambda: main.main(["detect", "/dev/zero", "--model", str(frame_model_file), "--no-progress"]),
+                     60, "detect on a device")
+    assert_user_error(rc, capsys.readouterr().err, "/dev/zero: is not a regular file or folder")
+    model_fifo = tmp_path / "model.keras"
+    os.mkfifo(model_fifo)
+    picture = tmp_path / "p.png"
+    import cv2
+
+    cv2.imwrite(str(picture), np.zeros((8, 8, 3), np.uint8))
+    rc = run_bounded(lambda: main.main(["detect", str(picture), "--model", str(model_fifo), "--no-progress"]),
+                     60, "detect with a FIFO as the model")
+    assert_user_error(rc, capsys.readouterr().err, "model.keras: is not a regular file (a pipe, device or socket)")
