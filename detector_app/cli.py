@@ -6,6 +6,7 @@ Only the standard library is imported at module level; everything heavy loads in
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -73,6 +74,13 @@ def run_detect(args: argparse.Namespace) -> int:
         return _error(f"--iou must be above 0 and at most 1, got {args.iou:g}")
     if args.max_frames is not None and args.max_frames < 1:
         return _error(f"--max-frames must be 1 or more, got {args.max_frames}")
+    from models.paths import output_clash
+
+    source_file = args.source if os.path.isfile(args.source) else None
+    clash = output_clash([("--out", args.out), ("--json", args.json_out)],
+                         [("the source being read", source_file), ("the model file", args.model)])
+    if clash:
+        return _error(clash)
     config = PostprocessConfig(conf_threshold=args.conf, iou_threshold=args.iou)
     warnings: list[str] = []
     try:

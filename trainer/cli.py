@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 USER_ERROR = 2
@@ -42,6 +43,28 @@ def _guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace)
     except user_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USER_ERROR
+
+
+LABELLED_SUFFIXES = (".xml", ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".txt")
+
+
+def _refuse_clobbering(outputs: list[tuple[str, str | None]], folders: list[str], model: str | None = None) -> None:
+    """Raise DataError when an output would overwrite the model, another output, or a file of a
+    labelled folder (an annotation, an image or an image list)."""
+    from models.paths import is_inside, output_clash
+
+    from .errors import DataError
+
+    clash = output_clash(outputs, [("the model file", model)])
+    if clash:
+        raise DataError(outputs[0][1] or "output", clash)
+    for option, path in outputs:
+        if path is None or not os.path.exists(path):
+            continue
+        for folder in folders:
+            if is_inside(path, folder) and Path(path).suffix.lower() in LABELLED_SUFFIXES:
+                raise DataError(path, f"{option} names a file of the labelled folder {folder}; writing there would "
+                                      "destroy it. Choose a file outside the data")
 
 
 def _model_or_layout_spec(model: str | None, layout: str, classes):
@@ -87,6 +110,7 @@ def _check_data(args: argparse.Namespace) -> int:
 
     for folder in args.folders:  # fail fast, before the model code loads
         discover(folder)
+    _refuse_clobbering([("--json", args.json)], args.folders, args.model)
     known = parse_classes(args.classes) if args.classes else None
     spec = _model_or_layout_spec(args.model, args.layout, known)
     if known is None and args.model and not args.classes_from_data:
@@ -206,8 +230,13 @@ def _train(args: argparse.Namespace) -> int:
     if explicit["classes"] is not None:
         explicit["classes"] = parse_classes(explicit["classes"])
     if explicit["data"] is not None:
+        from models.paths import is_inside
+
         for folder in explicit["data"]:
             discover(folder)  # fail fast on a missing folder
+            if is_inside(explicit["out"], folder):
+                raise DataError(explicit["out"], f"--out is inside the labelled folder {folder}; run files (models, "
+                                                 "logs, plots) would mix with the labels. Choose a folder outside the data")
     if explicit["workers"] is None:
         explicit["workers"] = _default_workers()
     if explicit["progress_bar"] is None:  # bars in a terminal; a GUI reads progress.jsonl instead
@@ -268,6 +297,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     for folder in args.data:
         discover(folder)
+    plot_given = args.plot or (str(Path(args.json).with_name(Path(args.json).stem + "_pr.png")) if args.json else None)
+    _refuse_clobbering([("--json", args.json), ("--plot", plot_given)], args.data, args.model)
     if args.batch < 1:
         raise DataError("--batch", f"must be at least 1, got {args.batch}")
     if args.model is None:
