@@ -6,7 +6,9 @@ Only the standard library is imported at module level; everything heavy loads in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 
 
@@ -19,6 +21,24 @@ def shown(text: str) -> str:
     """Text from a file (class names), safe to print: control characters and line breaks are
     escaped, so a model file cannot colour the terminal or forge an ``error:`` line."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While detecting, SIGTERM ends the run as Ctrl-C does (outputs kept as ``.partial``,
+    temporary files removed) instead of killing the process mid-write."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. called from a test's worker): leave it
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _class_list(text: str | None) -> list[str] | None:
@@ -101,8 +121,9 @@ def run_detect(args: argparse.Namespace) -> int:
         print(f"model: {resolved.path or 'random (untrained)'}; classes: {', '.join(map(shown, predictor.class_names))}; "
               f"device: {predictor.device} ({predictor.backend}, {predictor.engine} engine)", file=sys.stderr)
         try:
-            summary = run_detection(source, predictor, args.out, args.json_out, args.max_frames,
-                                    progress=not args.no_progress)
+            with _sigterm_as_interrupt():
+                summary = run_detection(source, predictor, args.out, args.json_out, args.max_frames,
+                                        progress=not args.no_progress)
         except OutputError as exc:
             return _error(str(exc))
     warnings.extend(summary.warnings)
@@ -114,6 +135,12 @@ def run_detect(args: argparse.Namespace) -> int:
         for message in summary.output_errors:
             print(f"error: {message}", file=sys.stderr)
         return 2
+    if summary.interrupted:  # the targets were left as they were (detector_app.writers)
+        kept = ", ".join(summary.partial_outputs) or "nothing (no frame was done)"
+        untouched = ", ".join(p for p in (args.json_out, args.out) if p)
+        print(f"interrupted after {summary.frames} frames: the frames done so far are in {kept}"
+              + (f"; {untouched} left as before" if untouched else ""), file=sys.stderr)
+        return 130
     if summary.frames == 0:
         return _error(f"{args.source}: no frame could be read")
     for path in (args.out, args.json_out):

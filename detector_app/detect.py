@@ -29,6 +29,8 @@ class DetectSummary:
     stage_ms: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     output_errors: list[str] = field(default_factory=list)  # outputs that could not be finished
+    interrupted: bool = False  # Ctrl-C / SIGTERM before a file source ended
+    partial_outputs: list[str] = field(default_factory=list)  # where an interrupted run kept its frames
 
     @property
     def fps(self) -> float:
@@ -57,8 +59,11 @@ def run_detection(
 ) -> DetectSummary:
     """Detect in every frame of ``source``; write the annotated video and JSON Lines if asked.
 
-    Output files are committed (renamed into place) at the end, also after Ctrl-C with what
-    was done so far; an error while writing keeps any earlier file of the same name. A live
+    Output files are committed (renamed into place) at the end; an error while writing keeps
+    any earlier file of the same name. Ctrl-C (KeyboardInterrupt) ends a live source normally;
+    on a file source it stops the run with ``summary.interrupted`` set, the frames done so far
+    kept in ``NAME.partial.EXT`` (see :func:`detector_app.writers.partial_path`) and NAME
+    untouched. A live
     source that stops delivering is reopened with ``backoff`` (default :data:`LIVE_BACKOFF`),
     each attempt reported through the source's ``on_warning``.
     """
@@ -93,9 +98,10 @@ def run_detection(
                 break
         ok = True
     except KeyboardInterrupt:
-        ok = True  # keep what was done
-        summary.warnings.append("interrupted; outputs hold the frames done so far")
-        raise
+        # A live source has no end: Ctrl-C is how a user ends it, so its outputs are complete.
+        # A file stopped early is not: its frames go to NAME.partial.EXT, NAME is left alone.
+        ok = True
+        summary.interrupted = not source.is_live
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - start
@@ -104,9 +110,12 @@ def run_detection(
         for writer in (jsonl, video):
             if writer is not None:
                 try:
-                    writer.close(commit=ok)
+                    kept = writer.close(commit=ok, partial=summary.interrupted)
                 except OutputError as exc:
                     summary.output_errors.append(str(exc))
+                    continue
+                if kept is not None and summary.interrupted:
+                    summary.partial_outputs.append(str(kept))
     return summary
 
 

@@ -2,6 +2,9 @@
 
 Every writer writes to a temporary file beside its target and renames it into place when
 closed, so an interrupted run never replaces a good earlier file with half of a new one.
+The contract for a run that does not finish (Ctrl-C, SIGTERM on a file source): what was
+done so far is kept under a name that says so, :func:`partial_path` (``dets.partial.jsonl``),
+and the target itself is left as it was.
 The JSON Lines format is shared by ``main.py detect`` and the GUI's export:
 
     {"frame": 0, "time_s": 0.0, "detections": [{"class": "dog", "score": 0.91, "box": [x1, y1, x2, y2]}]}
@@ -30,6 +33,12 @@ class OutputError(OSError):
     """An output file cannot be created or written; the message names it."""
 
 
+def partial_path(target: str | os.PathLike) -> Path:
+    """Where an interrupted run keeps its output: ``NAME.partial.EXT`` beside ``NAME.EXT``."""
+    target = Path(target)
+    return target.with_name(f"{target.stem}.partial{target.suffix}")
+
+
 class AtomicFile:
     """A temporary path beside ``target`` (same suffix) that becomes ``target`` on commit."""
 
@@ -44,9 +53,11 @@ class AtomicFile:
         os.close(fd)
         self.tmp = Path(tmp)
 
-    def commit(self) -> Path:
-        os.replace(self.tmp, self.target)
-        return self.target
+    def commit(self, partial: bool = False) -> Path:
+        """Rename into place: the target, or with ``partial`` its :func:`partial_path`."""
+        final = partial_path(self.target) if partial else self.target
+        os.replace(self.tmp, final)
+        return final
 
     def abort(self) -> None:
         self.tmp.unlink(missing_ok=True)
@@ -74,10 +85,11 @@ class _TextWriter:
         except OSError as exc:
             raise OutputError(f"{self.path}: write failed ({exc.strerror or exc}); the previous file is kept") from exc
 
-    def close(self, commit: bool = True) -> None:
-        """Finish the file; ``commit=False`` throws it away (the old file stays)."""
+    def close(self, commit: bool = True, partial: bool = False) -> Path | None:
+        """Finish the file; ``commit=False`` throws it away (the old file stays); ``partial``
+        keeps it as :func:`partial_path` instead of the target. Returns where it went."""
         if self.closed:
-            return
+            return None
         self.closed = True
         try:
             self._f.flush()
@@ -87,9 +99,9 @@ class _TextWriter:
             self._atomic.abort()
             raise OutputError(f"{self.path}: could not be finished ({exc.strerror or exc}); the previous file is kept") from exc
         if commit:
-            self._atomic.commit()
-        else:
-            self._atomic.abort()
+            return self._atomic.commit(partial)
+        self._atomic.abort()
+        return None
 
 
 class JsonlWriter(_TextWriter):
@@ -146,15 +158,16 @@ class VideoRecorder:
         self._writer.write(image)
         self.frames += 1
 
-    def close(self, commit: bool = True) -> None:
+    def close(self, commit: bool = True, partial: bool = False) -> Path | None:
+        """As :meth:`_TextWriter.close`; the video is read back before it may replace anything."""
         if self.closed:
-            return
+            return None
         self.closed = True
         if self._writer is not None:
             self._writer.release()
         if not commit or self.frames == 0:
             self._atomic.abort()
-            return
+            return None
         if not self._atomic.tmp.exists() or self._atomic.tmp.stat().st_size == 0:
             self._atomic.abort()
             raise OutputError(f"{self.path}: the video could not be written (disk full or not writable?)")
@@ -164,7 +177,7 @@ class VideoRecorder:
             raise OutputError(f"{self.path}: the video is incomplete (its {self.frames} frames cannot all be read "
                               f"back; disk full?); the previous file is kept and the partial one left at "
                               f"{self._atomic.tmp}")
-        self._atomic.commit()
+        return self._atomic.commit(partial)
 
 
 def _complete(path: Path, frames: int) -> bool:
