@@ -36,6 +36,13 @@ BACKBONE_FEATURES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Bounds on what a model file can make the program allocate. A detector's input is a few
+# hundred pixels (300 here); 2048 leaves room for high-resolution variants. A file asking for
+# 20000x20000 grew this process past 8 GB before it was refused (issue 15).
+MAX_INPUT_SIDE = 2048
+MAX_LIST_LENGTH = 32  # heads, extra stages, aspect ratios per head
+
+
 class SpecError(ValueError):
     """A model spec is inconsistent or a field has the wrong type or value."""
 
@@ -223,6 +230,13 @@ class ModelSpec:
         h, w = self.input_size
         if h < 32 or w < 32:
             raise SpecError(f"input_size must be at least 32x32, got {self.input_size}")
+        if h > MAX_INPUT_SIDE or w > MAX_INPUT_SIDE:
+            raise SpecError(f"input_size {h}x{w} is larger than the limit of {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE} "
+                            f"(detectors take a few hundred pixels; the file is damaged or crafted)")
+        for name, items in (("heads", self.heads), ("extras", self.extras),
+                            *((f"heads[{i}].aspect_ratios", hd.aspect_ratios) for i, hd in enumerate(self.heads))):
+            if len(items) > MAX_LIST_LENGTH:
+                raise SpecError(f"{name} has {len(items)} entries, more than the limit of {MAX_LIST_LENGTH}")
         if len(self.variances) != 4 or any(v <= 0 for v in self.variances):
             raise SpecError(f"variances needs 4 positive numbers, got {self.variances}")
         if self.head_kernel_size not in (1, 3):

@@ -236,3 +236,20 @@ def test_fine_tuning_onto_new_classes_says_what_carries_over(tmp_path, capsys, s
     assert "classes of the old model not kept: cat, dog" in out
     assert load_model(run / "best.keras").class_names == ("bluedisc", "redbox")
     assert read_spec(run / "best.keras").input_size == read_spec(source).input_size
+
+
+def test_a_spec_asking_for_a_huge_input_is_refused_before_building(good_model, tmp_path, capsys):
+    """A model file whose spec asks for 20000x20000 grew the process past 8 GB (issue 15); the
+    spec's bounds refuse it with one line naming the limit, before any layer is built."""
+    config = config_of(good_model)
+    config["config"]["spec"]["input_size"] = [20000, 20000]
+    huge = rewrite(good_model, tmp_path / "huge.keras", config)
+    rc = main.main(["info", str(huge)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "huge.keras" in err and "20000x20000 is larger than the limit of 2048x2048" in err
+    config["config"]["spec"]["input_size"] = [300, 300]
+    config["config"]["spec"]["heads"] = config["config"]["spec"]["heads"] * 20
+    many = rewrite(good_model, tmp_path / "many.keras", config)
+    assert main.main(["info", str(many)]) == 2
+    assert "more than the limit of 32" in capsys.readouterr().err
