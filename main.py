@@ -25,6 +25,10 @@ import sys
 # LLVM copies abort at exit); set it before any QApplication exists.
 os.environ.setdefault("QT_XCB_GL_INTEGRATION", "none")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# OpenCV refuses to decode a picture of more pixels than this (read when cv2 loads, so it is set
+# before): a 2.6 MB PNG of 30000x30000 took 6 GB. 256 Mpx is 8x an 8K frame and above any
+# camera's photo; detector_app.sources and trainer.image_io name the limit when it is hit.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(256 * 2**20))
 
 # subcommand -> (module, name): module.add_<name>_arguments(parser), module.run_<name>(args) -> int
 COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -214,7 +214,11 @@ class ImageSource(FrameSource):
                 raise SourceError(str(path), f"the folder holds no images ({exts})")
         else:
             self._files = [path]
-            if read_image(path) is None:
+            try:
+                readable = read_image(path) is not None
+            except ImageFormatError as exc:
+                raise SourceError(str(path), str(exc)) from exc
+            if not readable:
                 raise SourceError(str(path), "cannot be read as an image (unknown format or damaged file)")
         self._index = 0
 
@@ -256,8 +260,19 @@ def read_image(path: str | os.PathLike) -> np.ndarray | None:
         return None
     # IMREAD_ANYDEPTH keeps 16-bit images for to_bgr8 to scale; IMREAD_COLOR applies EXIF
     # orientation (IMREAD_UNCHANGED would not).
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-    return image
+    try:
+        return cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    except cv2.error as exc:
+        raise ImageFormatError(decode_failure(exc)) from exc
+
+
+def decode_failure(exc: Exception) -> str:
+    """Why OpenCV refused to decode a picture, in the user's terms."""
+    if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+        limit = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 2**30))
+        return (f"has more pixels than the limit of {limit / 1e6:.0f} megapixels (decoding it would take "
+                f"gigabytes; set OPENCV_IO_MAX_IMAGE_PIXELS to raise the limit)")
+    return f"cannot be decoded as an image ({getattr(exc, 'err', None) or exc})"
 
 
 class LiveSource(FrameSource):

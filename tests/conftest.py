@@ -6,6 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_XCB_GL_INTEGRATION", "none")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(256 * 2**20))  # as main.py sets it
 if "DETECTOR_CACHE_DIR" not in os.environ:  # converted-model cache: keep tests out of ~/.cache
     import tempfile
 

@@ -106,3 +106,32 @@ def test_special_files_are_refused_up_front(tmp_path, frame_model_file, capsys):
     rc = run_bounded(lambda: main.main(["detect", str(picture), "--model", str(model_fifo), "--no-progress"]),
                      60, "detect with a FIFO as the model")
     assert_user_error(rc, capsys.readouterr().err, "model.keras: is not a regular file (a pipe, device or socket)")
+
+
+@pytest.fixture(scope="module")
+def huge_png(tmp_path_factory):
+    """A 400-megapixel PNG of a few hundred KB (one grey plane compresses to almost nothing)."""
+    import cv2
+
+    folder = tmp_path_factory.mktemp("huge")
+    path = folder / "huge.png"
+    plane = np.zeros((20000, 20000), np.uint8)
+    assert cv2.imwrite(str(path), plane)
+    del plane
+    return path
+
+
+def test_a_picture_past_the_pixel_limit_is_refused_naming_the_limit(huge_png, frame_model_file, capsys):
+    """A small file that decodes to hundreds of megapixels (6 GB and 34 s for 30000x30000 before)
+    is refused by OpenCV's pixel limit, which main.py sets to 256 Mpx, with a line that says so."""
+    rc = main.main(["detect", str(huge_png), "--model", str(frame_model_file), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "huge.png: has more pixels than the limit of 268 megapixels" in err
+
+
+def test_a_labelled_picture_past_the_pixel_limit_is_a_reported_problem(huge_png, tmp_path):
+    from trainer.image_io import UnreadableImage, read_image
+
+    with pytest.raises(UnreadableImage, match="huge.png: has more pixels than the limit of 268 megapixels"):
+        read_image(huge_png)
