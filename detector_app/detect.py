@@ -88,7 +88,12 @@ def run_detection(
             if jsonl:
                 jsonl.write(frame.index, frame.time_s, dets, frame.meta.get("file"))
             if video:
-                video.write(draw_detections(frame.image, dets))
+                try:
+                    video.write(draw_detections(frame.image, dets))
+                except OutputError as exc:  # the video cannot be written: the JSON Lines still are
+                    summary.output_errors.append(str(exc))
+                    video.close(commit=False)
+                    video = None
             if on_frame:
                 on_frame(frame, dets)
             bar.update(1)

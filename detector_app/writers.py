@@ -152,11 +152,22 @@ class VideoRecorder:
             self._writer = cv2.VideoWriter(str(self._atomic.tmp), fourcc, self.fps, self._size)
             if not self._writer.isOpened():
                 self._atomic.abort()
-                raise OutputError(f"{self.path}: cannot open a video writer here")
+                self.closed = True
+                raise OutputError(self._refusal(w, h))
         if (image.shape[1], image.shape[0]) != self._size:
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(image)
         self.frames += 1
+
+    def _refusal(self, width: int, height: int) -> str:
+        """Why the writer did not open: the folder was writable (the temporary file exists), so
+        the encoder refused the frame size (MPEG-4 takes 2 to 4096 pixels a side here)."""
+        codec = VIDEO_CODECS[self.path.suffix.lower()]
+        if width < 2 or height < 2 or max(width, height) > 4096:
+            hint = "use .avi (MJPEG takes any size)" if codec != "MJPG" else "resize the source"
+            return (f"{self.path}: the {codec} encoder refuses frames of {width}x{height} pixels (too small or too "
+                    f"large for it); {hint}")
+        return f"{self.path}: the {codec} encoder could not be opened for {width}x{height} frames here"
 
     def close(self, commit: bool = True, partial: bool = False) -> Path | None:
         """As :meth:`_TextWriter.close`; the video is read back before it may replace anything."""

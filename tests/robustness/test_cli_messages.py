@@ -135,3 +135,23 @@ def test_a_labelled_picture_past_the_pixel_limit_is_a_reported_problem(huge_png,
 
     with pytest.raises(UnreadableImage, match="huge.png: has more pixels than the limit of 268 megapixels"):
         read_image(huge_png)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (9000, 120)], ids=["1x1", "9000x120"])
+def test_a_frame_size_the_encoder_refuses_is_named_and_the_json_is_still_written(size, frame_model_file, tmp_path,
+                                                                                 capsys):
+    """`--out x.mp4` for a 1x1 video or a 12000x9000 picture said "cannot open a video writer
+    here" (the folder was fine: MPEG-4 refuses sides under 2 or over 4096 pixels) and wrote no
+    JSON either. 9000x120 stands for the large case at a fraction of the pixels."""
+    import cv2
+
+    w, h = size
+    picture = tmp_path / f"p{w}.png"
+    cv2.imwrite(str(picture), np.full((h, w, 3), 90, np.uint8))
+    out, js = tmp_path / "x.mp4", tmp_path / "d.jsonl"
+    rc = main.main(["detect", str(picture), "--model", str(frame_model_file), "--out", str(out), "--json", str(js),
+                    "--no-progress"])
+    line = assert_user_error(rc, capsys.readouterr().err, f"the mp4v encoder refuses frames of {w}x{h} pixels",
+                             "use .avi")
+    assert "cannot open a video writer here" not in line and not out.exists()
+    assert len(js.read_text().splitlines()) == 1  # the detections were still written
