@@ -16,7 +16,6 @@ Each subcommand lives in a ``cli`` module that imports nothing heavy at import t
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import os
 import sys
@@ -47,31 +46,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 NO_BACKEND = {"info", "check-data"}
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Silence C++ log lines written to fd 2 (TensorFlow's start-up chatter about oneDNN and
-    missing CUDA drivers, which ignores TF_CPP_MIN_LOG_LEVEL). Python errors still surface."""
-    if os.environ.get("DETECTOR_VERBOSE"):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+def preload_backend(probe_gpu: bool = True) -> None:
+    """Import Keras and its backend, and probe the GPU, with native log noise silenced.
 
+    Commands that never run a network (``NO_BACKEND``) skip the GPU probe, but still import
+    Keras here: ``models`` imports it, and unsilenced that printed TensorFlow's start-up lines."""
+    from detector_app.quiet import native_stderr_silenced
 
-def preload_backend() -> None:
-    """Import Keras and its backend, and probe the GPU, with native log noise silenced."""
-    with _native_stderr_silenced():
+    with native_stderr_silenced():
         import keras
 
-        if keras.backend.backend() == "tensorflow":
+        if probe_gpu and keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
             tf.config.list_logical_devices("GPU")
@@ -104,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         command, argv = "gui", ["gui", *argv]
     args = build_parser(command).parse_args(argv)
-    if command not in NO_BACKEND:
-        preload_backend()
+    preload_backend(probe_gpu=command not in NO_BACKEND)
     module_name, name, _ = COMMANDS[command]
     runner = getattr(importlib.import_module(module_name), f"run_{name}")
     try:

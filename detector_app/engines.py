@@ -32,6 +32,8 @@ import numpy as np
 from models import SSDModel
 from models.inference import build_inference_model
 
+from .quiet import native_stderr_silenced
+
 log = logging.getLogger(__name__)
 
 InferFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -219,9 +221,12 @@ def litert_engine(model: SSDModel, threads: int | None = None, convert_in_child:
         raise RuntimeError("the litert engine converts with TensorFlow; use the keras engine on other backends")
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=litert_bytes(model, convert_in_child, quantise),
-                              num_threads=threads or usable_cpus())
-    runner = interpreter.get_signature_runner()
+    content = litert_bytes(model, convert_in_child, quantise)
+    h, w = model.spec.input_size
+    with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate on fd 2 at the first call
+        interpreter = Interpreter(model_content=content, num_threads=threads or usable_cpus())
+        runner = interpreter.get_signature_runner()
+        runner(image=np.zeros((1, h, w, 3), np.uint8))
     # Keras output order: output_0 = corners, output_1 = probs.
 
     def infer(batch: np.ndarray):

@@ -155,3 +155,30 @@ def test_a_frame_size_the_encoder_refuses_is_named_and_the_json_is_still_written
                              "use .avi")
     assert "cannot open a video writer here" not in line and not out.exists()
     assert len(js.read_text().splitlines()) == 1  # the detections were still written
+
+
+NATIVE_NOISE = ("absl::InitializeLog", "cudart_stub", "oneDNN custom operations", "XNNPACK delegate", "cuInit",
+                "cpu_feature_guard", "I0000", "E0000", "W0000")
+
+
+@pytest.mark.slow
+def test_commands_print_only_our_lines(tmp_path, frame_model_file, shared_dir):
+    """TensorFlow's and LiteRT's native start-up lines (printed twice by info and check-data,
+    once by detect, on a CPU-only machine) are silenced: users see only the program's lines."""
+    import os
+    import subprocess
+    import sys
+
+    import cv2
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    picture = tmp_path / "p.png"
+    cv2.imwrite(str(picture), np.zeros((40, 40, 3), np.uint8))
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "DETECTOR_VERBOSE")}
+    for args in (["info", str(frame_model_file)], ["check-data", str(shared_dir / "datasets" / "raccoon")],
+                 ["detect", str(picture), "--model", str(frame_model_file), "--no-progress"]):
+        proc = subprocess.run([sys.executable, "main.py", *args], cwd=root, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        noisy = [line for line in (proc.stdout + proc.stderr).splitlines() if any(n in line for n in NATIVE_NOISE)]
+        assert noisy == [], (args[0], noisy)
