@@ -29,7 +29,7 @@ def _sections(text: str) -> list[str]:
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="model file (default: the bundled model, else a random seed-layout model)")
+    parser.add_argument("--model", help="model file (default: the bundled model, else a random model of its layout)")
     parser.add_argument("--also", action="append", default=[], metavar="MODEL_FILE",
                         help="another model timed through the predictor in the same interleaved turns "
                              "(e.g. the previous default model); repeatable")
@@ -87,7 +87,7 @@ def run_bench(args: argparse.Namespace) -> int:
                    peak_method="best of 5 float32 2048x2048x2048 matrix products through NumPy's BLAS, all cores")
     result: dict = {
         "machine": machine,
-        "model": resolved.path or "random seed-layout model (same cost as a trained one)",
+        "model": resolved.path or "random model of the bundled layout (same cost as a trained one)",
         "default_boxes": num_default_boxes(model.spec),
         "gflops_per_frame": round(flops / 1e9, 3),
         "frames": frames_from,

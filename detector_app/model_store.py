@@ -25,15 +25,16 @@ class ResolvedModel:
 
 
 def resolve_model(path: str | os.PathLike | None) -> ResolvedModel:
-    """Load ``path``, else the bundled default, else build a random seed-layout model.
+    """Load ``path``, else the bundled default, else build a random model of the bundled layout.
 
     Raises models.model_file.ModelFileError (naming the file) if ``path`` cannot be loaded.
     """
-    from models import build_model, seed_spec
+    from models import build_model
+    from models.bundled import bundled_spec
     from models.model_file import load_model
 
     if path is not None:
         return ResolvedModel(load_model(path), str(path), False)
     if DEFAULT_MODEL.is_file():
         return ResolvedModel(load_model(DEFAULT_MODEL), str(DEFAULT_MODEL), False)
-    return ResolvedModel(build_model(seed_spec(DEFAULT_CLASSES)), None, True)
+    return ResolvedModel(build_model(bundled_spec()), None, True)

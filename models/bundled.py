@@ -12,10 +12,20 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_MODEL = PROJECT_ROOT / "assets" / "default_model.keras"
-# The classes the bundled model detects (hard-hat photos and animal photos).
-BUNDLED_CLASSES = ("helmet", "head", "dog", "cat", "sheep", "horse", "cow")
+# The classes the bundled model detects (street and highway photos, hard-hat photos, animal
+# photos), in its output order; see assets/MODEL_CARD.md.
+BUNDLED_CLASSES = ("person", "car", "bus", "truck", "motorbike", "helmet", "head", "dog", "cat", "sheep", "horse",
+                   "cow")
 
 
 def bundled_model_path() -> Path | None:
     """The bundled model file, or None when this checkout has none."""
     return BUNDLED_MODEL if BUNDLED_MODEL.is_file() else None
+
+
+def bundled_spec():
+    """The bundled model's network (EfficientNet-Lite0 SSDLite) with its classes, for a random
+    stand-in of the same cost when a checkout has no model file."""
+    from .layouts import lite0_spec
+
+    return lite0_spec(BUNDLED_CLASSES)
