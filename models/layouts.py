@@ -26,6 +26,18 @@ SEED_SCALES = (0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05)
 SEED_STEPS = (8, 16, 32, 64, 100, 300)
 SEED_SOURCES = ("block5", "block11", "block13", "extra1", "extra2", "extra3")
 SEED_BOXES_PER_CELL = (4, 6, 6, 6, 6, 6)
+# Aspect ratios per cell (flip applied; 1.0 also gets the second square box): 4 boxes on the
+# first, high-resolution layer (as the SSD paper does on conv4_3), 6 on the others.
+FIRST_LAYER_RATIOS = (1.0, 2.0, 0.5)
+RATIOS = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
+# Widths of the first three extra stages of the widely used MobileNet-SSD (1x1 256 -> 512,
+# 1x1 128 -> 256, 1x1 128 -> 256), made depthwise-separable; the last pads "valid" so that a
+# 3x3 map gives 1x1. Shared by the seed and lite0 layouts.
+SEPARABLE_EXTRAS = (
+    ExtraSpec(bottleneck=256, filters=512, kind="separable", stride=2, padding="same"),
+    ExtraSpec(bottleneck=128, filters=256, kind="separable", stride=2, padding="same"),
+    ExtraSpec(bottleneck=128, filters=256, kind="separable", stride=2, padding="valid"),
+)
 
 
 def heads_from_scales(
@@ -70,27 +82,14 @@ def seed_spec(class_names: Sequence[str], alpha: float = 1.0) -> ModelSpec:
     [1, 2, 1/2, 3, 1/3] (6 boxes). The last extra stage uses "valid" padding so that its 3x3
     input gives a 1x1 map; every other stride-2 stage pads the Keras way.
     """
-    ratios_small = (1.0, 2.0, 0.5)
-    ratios = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
-    heads = heads_from_scales(
-        SEED_SOURCES,
-        SEED_SCALES,
-        [ratios_small] + [ratios] * 5,
-        SEED_STEPS,
-    )
+    heads = heads_from_scales(SEED_SOURCES, SEED_SCALES, [FIRST_LAYER_RATIOS] + [RATIOS] * 5, SEED_STEPS)
     return ModelSpec(
         class_names=tuple(class_names),
         input_size=(300, 300),
         preprocess=PreprocessSpec(channel_order="RGB", mean=(127.5,) * 3, scale=(1 / 127.5,) * 3),
         backbone=BackboneSpec(alpha=alpha, activation="relu6", use_bias=False, batch_norm=True,
                               stride2_padding="same"),
-        # Widths of the first three extra stages of the widely used MobileNet-SSD
-        # (1x1 256 -> 512, 1x1 128 -> 256, 1x1 128 -> 256), made depthwise-separable.
-        extras=(
-            ExtraSpec(bottleneck=256, filters=512, kind="separable", stride=2, padding="same"),
-            ExtraSpec(bottleneck=128, filters=256, kind="separable", stride=2, padding="same"),
-            ExtraSpec(bottleneck=128, filters=256, kind="separable", stride=2, padding="valid"),
-        ),
+        extras=SEPARABLE_EXTRAS,
         heads=heads,
         head_kernel_size=3,
         variances=(0.1, 0.1, 0.2, 0.2),
@@ -186,19 +185,13 @@ def lite0_spec(class_names: Sequence[str]) -> ModelSpec:
     convolution head would cost about 8x more than the whole separable one (SSDLite, Sandler
     et al. 2018, Sec. 6.3). Extra stages are separable too, as in SSDLite.
     """
-    ratios_small = (1.0, 2.0, 0.5)
-    ratios = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
-    heads = heads_from_scales(LITE0_SOURCES, LITE0_SCALES, [ratios_small] + [ratios] * 5, LITE0_STEPS)
+    heads = heads_from_scales(LITE0_SOURCES, LITE0_SCALES, [FIRST_LAYER_RATIOS] + [RATIOS] * 5, LITE0_STEPS)
     return ModelSpec(
         class_names=tuple(class_names),
         input_size=(300, 300),
         preprocess=PreprocessSpec(channel_order="RGB", mean=(127.5,) * 3, scale=(1 / 128.0,) * 3),
         backbone=BackboneSpec(kind="efficientnet_lite0"),
-        extras=(
-            ExtraSpec(bottleneck=256, filters=512, kind="separable", stride=2, padding="same"),
-            ExtraSpec(bottleneck=128, filters=256, kind="separable", stride=2, padding="same"),
-            ExtraSpec(bottleneck=128, filters=256, kind="separable", stride=2, padding="valid"),
-        ),
+        extras=SEPARABLE_EXTRAS,
         heads=heads,
         head_kernel_size=3,
         head_kind="separable",
