@@ -125,7 +125,7 @@ def test_sigkill_mid_epoch_keeps_the_last_checkpoint_and_the_same_command_resume
     assert meta["epoch"] == 0 and meta["step"] >= 1, "a mid-epoch checkpoint of the first epoch"
     done = finish(args)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"resuming {run} at epoch 1, step" in done.stdout
+    assert f"resuming {run} at epoch 1 of 1, step" in done.stdout
     assert yaml.safe_load((run / "summary.yaml").read_text())["epochs_done"] == 1
     assert_run_files_load(run)
     assert temporaries(run) == [], "partial files of the killed run are cleaned up"
