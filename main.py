@@ -51,7 +51,7 @@ def preload_backend(probe_gpu: bool = True) -> None:
 
     Commands that never run a network (``NO_BACKEND``) skip the GPU probe, but still import
     Keras here: ``models`` imports it, and unsilenced that printed TensorFlow's start-up lines."""
-    from detector_app.quiet import native_stderr_silenced
+    from runtime.quiet import native_stderr_silenced
 
     with native_stderr_silenced():
         import keras

@@ -43,7 +43,7 @@ def engine_detections(infer, loader, samples, spec, config) -> tuple[list, list[
 
 def measure(model, samples, every, engines, workers: int = 2) -> list[dict]:
     """One row per engine: name actually run, mAP (all-point and VOC07), per-class AP, ms/frame."""
-    from detector_app.engines import make_engine
+    from runtime.engines import make_engine
     from trainer.evaluate import evaluate_detections, labelled_classes
     from trainer.inference import EVAL_POSTPROCESS
     from trainer.loader import BatchLoader

@@ -64,7 +64,7 @@ def run_bench(args: argparse.Namespace) -> int:
     import sys
 
     from detector_app.model_store import resolve_model
-    from detector_app.predictor import Predictor
+    from runtime.predictor import Predictor
     from models import num_default_boxes
     from models.model_file import ModelFileError
 

@@ -32,8 +32,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from detector_app.engines import usable_cpus
-from detector_app.predictor import Predictor
+from runtime.engines import usable_cpus
+from runtime.predictor import Predictor
 from models import PostprocessConfig, SSDModel, decode, num_default_boxes, select_detections
 
 from .stats import percentiles, time_calls
@@ -80,7 +80,7 @@ def litert_contender(model: SSDModel, config: PostprocessConfig, threads: int | 
     """The network alone converted with ``TFLiteConverter.from_keras_model``, NumPy after."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from detector_app.engines import keras_to_litert
+    from runtime.engines import keras_to_litert
 
     data = keras_to_litert(model)
     interpreter = Interpreter(model_content=data, num_threads=threads)

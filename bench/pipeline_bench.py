@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from detector_app.pipeline import HeadlessPipeline
-from detector_app.predictor import Predictor
+from runtime.predictor import Predictor
 from detector_app.sources import open_source
 
 from .frames import VTEST

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector_app.predictor import Predictor
 from models import PostprocessConfig, decode, select_detections
+from runtime.predictor import Predictor
 
 from .stats import percentiles, time_calls
 
@@ -17,8 +17,7 @@ def stage_times(predictor: Predictor, frames: list[np.ndarray], batch: int, call
 
     def one(i: int) -> None:
         start = (i * batch) % max(1, len(frames) - batch + 1)
-        predictor.predict_batch(frames[start:start + batch])
-        t = predictor.last_times
+        t = predictor.run(frames[start:start + batch]).times
         for stage in per_stage:
             per_stage[stage].append(getattr(t, stage) / batch)
 

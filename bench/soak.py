@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     app_main.preload_backend()
     from bench.machine import machine_info
     from detector_app.model_store import resolve_model
-    from detector_app.predictor import Predictor
+    from runtime.predictor import Predictor
 
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         video = Path(args.video) if args.video else VTEST

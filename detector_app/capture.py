@@ -184,6 +184,11 @@ class FrameQueue:
             self._cond.notify_all()
             return item
 
+    def wake(self) -> None:
+        """Let a waiting :meth:`get` return now (with None if nothing is queued)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def clear(self) -> int:
         """Throw away what is queued (after a seek); returns how many items."""
         with self._cond:

@@ -83,7 +83,7 @@ def run_detect(args: argparse.Namespace) -> int:
 
     from .detect import run_detection
     from .model_store import RANDOM_WARNING, DEFAULT_MODEL, resolve_model
-    from .predictor import Predictor
+    from runtime.predictor import Predictor
     from .sources import SourceError, open_source
     from .writers import OutputError
 

@@ -11,7 +11,7 @@ from typing import Callable
 
 from .capture import Backoff
 from .overlay import draw_detections
-from .predictor import Predictor
+from runtime.predictor import Predictor
 from .sources import FrameSource
 from .writers import JsonlWriter, OutputError, VideoRecorder
 

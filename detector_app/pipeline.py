@@ -29,6 +29,8 @@ from models import Detections
 
 from .capture import (Backoff, CapturedFrame, CaptureEvent, CaptureThread, EndOfStream, RateMeter,
                       percentile)
+from runtime.predictor import Detector, RawOutputs
+
 from .frames import Frame
 from .overlay import draw_detections
 from .sources import FrameSource
@@ -151,9 +153,15 @@ class HeadlessPipeline:
         on_event: OnEvent | None = None,
         hold_at_end: bool = False,
         backoff: Backoff | None = None,
+        keep_raw: bool = False,
     ):
         self.source = source
         self.draw = draw
+        # keep_raw: keep the last frame's raw network outputs so :meth:`reselect` can apply new
+        # thresholds to a paused frame without running the network again (the GUI's players).
+        self.keep_raw = keep_raw
+        self._last_raw: tuple[CapturedFrame, RawOutputs, Detector] | None = None
+        self._reselect = threading.Event()
         self._predictor = predictor
         self._on_event = on_event
         self._listeners: list[Listener] = [on_result] if on_result else []
@@ -257,6 +265,20 @@ class HeadlessPipeline:
         choice carries over to another model)."""
         self._update(hidden=frozenset(names))
 
+    def reselect(self) -> bool:
+        """Show the last frame again with the current thresholds and class filter, re-running
+        only the selection step on its cached raw outputs (on the worker thread, which then
+        publishes a new result for the same frame). False when that is not possible (no
+        ``keep_raw``, no frame yet, or the model changed): then seek to the frame instead."""
+        with self._lock:
+            cached = self._last_raw
+            swapping = self._pending.predictor is not None and self._pending.predictor is not self._predictor
+        if cached is None or swapping or cached[2] is not self._predictor:
+            return False
+        self._reselect.set()
+        self.capture.queue.wake()
+        return True
+
     def _update(self, **changes) -> None:
         with self._lock:
             for name, value in changes.items():
@@ -322,6 +344,12 @@ class HeadlessPipeline:
     def _work(self) -> None:
         try:
             while not self._stop.is_set():
+                if self._reselect.is_set():
+                    self._reselect.clear()
+                    self._apply_pending()
+                    again = self._reselected()
+                    if again is not None:
+                        self._publish(again, count=False)
                 item = self.capture.get(timeout=0.1)
                 if item is None:
                     continue
@@ -368,9 +396,13 @@ class HeadlessPipeline:
         predictor.class_filter = None if len(shown) == len(predictor.class_names) else shown
 
     def _process(self, item: CapturedFrame) -> FrameResult:
-        frame = item.frame
         stage_ms = {"capture": item.read_ms}
-        detections, error = self._detect(frame, stage_ms)
+        detections, error = self._detect(item, stage_ms)
+        return self._finish(item, detections, error, stage_ms)
+
+    def _finish(self, item: CapturedFrame, detections: Detections | None, error: str | None,
+                stage_ms: dict[str, float]) -> FrameResult:
+        frame = item.frame
         t0 = time.perf_counter()
         if self.draw and detections is not None and len(detections):
             image = draw_detections(frame.image, detections)
@@ -382,29 +414,49 @@ class HeadlessPipeline:
         return FrameResult(item.id, frame, image, detections, stage_ms, done,
                            getattr(predictor, "source", ""), error)
 
-    def _detect(self, frame: Frame, stage_ms: dict[str, float]) -> tuple[Detections | None, str | None]:
-        predictor = self._predictor
+    def _reselected(self) -> FrameResult | None:
+        """The last frame again, its cached raw outputs through the current selection."""
+        cached, predictor = self._last_raw, self._predictor
+        if cached is None or predictor is None or cached[2] is not predictor:
+            return None
+        item, raw, _ = cached
+        t0 = time.perf_counter()
+        try:
+            detections = predictor.select(raw)
+        except Exception as exc:  # as for a frame: report, keep running
+            self._event(CaptureEvent("error", f"{item.frame.label}: selection failed ({exc})"))
+            return None
+        stage_ms = {"postprocess": (time.perf_counter() - t0) * 1e3}
+        return self._finish(item, detections, None, stage_ms)
+
+    def _detect(self, item: CapturedFrame, stage_ms: dict[str, float]) -> tuple[Detections | None, str | None]:
+        predictor, frame = self._predictor, item.frame
         if predictor is None:
             return None, None
         try:
-            detections = predictor.predict(frame.image)
+            prediction = predictor.run([frame.image], keep_raw=self.keep_raw)
         except Exception as exc:  # one bad frame must not end the stream: report it and go on
             message = f"{frame.label}: detection failed ({type(exc).__name__}: {exc}); shown without boxes"
             self._event(CaptureEvent("error", message))
             return None, message
-        times = predictor.last_times
+        times = prediction.times
         stage_ms.update(preprocess=times.preprocess, inference=times.inference, postprocess=times.postprocess)
-        return detections, None
+        if prediction.raw:
+            self._last_raw = (item, prediction.raw[0], predictor)
+        return prediction.detections[0], None
 
-    def _publish(self, result: FrameResult) -> None:
-        self._rate.tick(result.done_at)
+    def _publish(self, result: FrameResult, count: bool = True) -> None:
+        """Hand ``result`` to the listeners; ``count``: a newly processed frame (a re-selected
+        one is not: it would distort the rates and the latency)."""
         with self._lock:
-            figures = self._figures
-            figures.processed += 1
-            figures.errors += result.error is not None
-            figures.latencies.append(result.latency_ms)
-            for stage, ms in result.stage_ms.items():
-                figures.stages[stage].append(ms)
+            if count:
+                self._rate.tick(result.done_at)
+                figures = self._figures
+                figures.processed += 1
+                figures.errors += result.error is not None
+                figures.latencies.append(result.latency_ms)
+                for stage, ms in result.stage_ms.items():
+                    figures.stages[stage].append(ms)
             listeners = self._listeners
         for listener in listeners:
             try:

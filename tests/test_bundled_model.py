@@ -96,7 +96,7 @@ def large_single_animals(folder: Path, count: int) -> list[tuple[Path, str, tupl
 def test_the_bundled_model_finds_animals_in_real_photos(shared_dir):
     """A smoke test of the weights, not a measurement (the model card has the held-out mAP):
     these photos may be training photos."""
-    from detector_app.predictor import Predictor
+    from runtime.predictor import Predictor
 
     photos = large_single_animals(shared_dir / "datasets" / "animals", 30)
     assert len(photos) == 30
@@ -118,7 +118,7 @@ def test_the_bundled_model_boxes_pedestrians_in_vtest():
     some of the walking pedestrians as person at confidence 0.3 (every 40th frame)."""
     if not VTEST.is_file():
         pytest.skip(f"{VTEST} is absent (apt-get install opencv-doc)")
-    from detector_app.predictor import Predictor
+    from runtime.predictor import Predictor
 
     predictor = Predictor.from_file(BUNDLED_MODEL)
     predictor.set_thresholds(conf=PEDESTRIAN_CONF)

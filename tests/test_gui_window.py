@@ -17,7 +17,7 @@ from PyQt5.QtCore import QThread  # noqa: E402
 
 from detector_app.gui.main_window import MainWindow  # noqa: E402
 from detector_app.gui.model_loading import LoadedModel  # noqa: E402
-from detector_app.predictor import Predictor  # noqa: E402
+from runtime.predictor import Predictor  # noqa: E402
 from tests.media import write_video  # noqa: E402
 from tools.mjpeg_server import MjpegServer  # noqa: E402
 
@@ -93,20 +93,28 @@ def play(qtbot, win: MainWindow, source: str, frames: int = 3, realtime: bool = 
 
 
 def next_result(qtbot, win: MainWindow):
-    """The first result shown after now (a change applies from the next frame)."""
-    seen = win.last_result.id if win.last_result else -1
-    qtbot.waitUntil(lambda: win.last_result is not None and win.last_result.id > seen, timeout=10000)
+    """The first result shown after now (a change applies from the next frame; a paused
+    frame re-selected with new thresholds comes back as a new result of the same frame)."""
+    previous = win.last_result
+    qtbot.waitUntil(lambda: win.last_result is not None and win.last_result is not previous, timeout=10000)
     return win.last_result
 
 
 def settled_result(qtbot, win: MainWindow):
-    """The frame shown once a paused file has re-detected after every change made."""
+    """The frame shown once a paused file has shown every change made (no new result for
+    a quarter of a second)."""
     next_result(qtbot, win)
-    processed = -1
-    while processed != win.bridge.pipeline.stats().processed:
-        processed = win.bridge.pipeline.stats().processed
+    return settle(qtbot, win)
+
+
+def settle(qtbot, win: MainWindow):
+    """The result shown once no new one has come for a quarter of a second."""
+    result = win.last_result
+    while True:
         qtbot.wait(250)
-    return win.last_result
+        if win.last_result is result:
+            return result
+        result = win.last_result
 
 
 def test_video_frames_arrive_with_overlays(qtbot, window, clip):
@@ -136,7 +144,9 @@ def test_view_keeps_the_aspect_ratio(qtbot, window, clip):
 
 def test_sliders_and_class_filter_change_what_is_drawn(qtbot, window, clip):
     play(qtbot, window, str(clip))
-    window.set_playing(False)  # a paused file re-detects its frame when a setting changes
+    window.set_playing(False)  # a paused file shows its frame again when a setting changes
+    settle(qtbot, window)  # frames read before the pause are shown first
+    processed = window.bridge.pipeline.stats().processed
     drawn_before = window.view.image().copy()
 
     window.thresholds.conf.set_value(0.2)
@@ -159,6 +169,8 @@ def test_sliders_and_class_filter_change_what_is_drawn(qtbot, window, clip):
     window.class_filter.set_checked("dog", False)
     qtbot.waitUntil(lambda: set(window.last_result.detections.names) == {"cat"}, timeout=10000)
     assert window.settings.hidden_classes == ["dog"]
+    # every change was a re-selection of the paused frame's cached outputs: no network run
+    assert window.bridge.pipeline.stats().processed == processed
 
 
 def test_play_pause_step_and_seek(qtbot, window, clip):
@@ -356,3 +368,33 @@ def test_a_folder_of_images_opens_paused_and_steps(qtbot, window, tmp_path):
     window.step_frame()
     qtbot.waitUntil(lambda: window.last_result.id > first, timeout=5000)
     assert window.last_result.frame.label == "p1.jpg"
+
+
+def test_switching_sources_quickly_never_runs_two_inferences_at_once(qtbot, window, clip, model_files):
+    """Opening a source retires the old pipeline without waiting for it (a stream read can
+    block), so for a moment two workers hold the same predictor: its lock must keep their
+    inferences (resize buffer, LiteRT interpreter) from overlapping."""
+    predictor = Predictor.from_file(model_files["dog"])  # a real model on the real engine
+    inner, state, guard = predictor._infer, {"inside": 0, "most": 0, "calls": 0}, threading.Lock()
+
+    def watched(batch):
+        with guard:
+            state["inside"] += 1
+            state["calls"] += 1
+            state["most"] = max(state["most"], state["inside"])
+        try:
+            QThread.msleep(3)  # widen the window a race would need
+            return inner(batch)
+        finally:
+            with guard:
+                state["inside"] -= 1
+
+    predictor._infer = watched
+    window.use_model(LoadedModel(predictor, predictor.source))
+    window.set_realtime(False)  # frames as fast as they go: inference always busy
+    for _ in range(12):
+        before = window.bridge.pipeline
+        window.open_source_text(str(clip))
+        qtbot.waitUntil(lambda: window.bridge.pipeline is not before and window.bridge.pipeline.stats().processed >= 2,
+                        timeout=20000)
+    assert state["calls"] >= 24 and state["most"] == 1

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from detector_app.pipeline import STAGES, FrameResult, HeadlessPipeline
-from detector_app.predictor import Predictor, StageTimes
 from detector_app.sources import VideoFileSource
 from models import Detections
+from runtime.predictor import Prediction, Predictor, RawOutputs, StageTimes
 from tests.media import write_video
 from tests.test_capture import FakeFile
 
@@ -27,7 +27,6 @@ class FakePredictor:
         self.class_names = tuple(classes)
         self.class_filter = None
         self.conf, self.iou = 0.5, 0.45
-        self.last_times = StageTimes()
         self.calls = 0
         self.thread_ids = set()
 
@@ -35,18 +34,25 @@ class FakePredictor:
         self.conf = self.conf if conf is None else conf
         self.iou = self.iou if iou is None else iou
 
-    def predict(self, image):
+    def run(self, frames, keep_raw=False):
         self.thread_ids.add(threading.get_ident())
         self.calls += 1
         time.sleep(self.delay_s)
+        image = frames[0]
         if int(image[0, 0, 0]) in self.fail_on:
             raise RuntimeError("bad frame")
-        self.last_times = StageTimes(1.0, 2.0, 3.0)
+        raw = (RawOutputs(np.zeros((1, 4), np.float32), np.zeros((1, 3), np.float32), image.shape[:2]),)
+        return Prediction((self.select(raw[0]),), StageTimes(1.0, 2.0, 3.0), raw if keep_raw else ())
+
+    def select(self, raw):
         shown = [c for c in self.class_names if self.class_filter is None or c in self.class_filter]
         ids = [self.class_names.index(c) for c in shown]
         return Detections(np.tile(np.array([[0, 0, 2, 2]], np.float32), (len(ids), 1)),
                           np.full(len(ids), self.conf, np.float32), np.array(ids, np.int32),
-                          self.class_names, image.shape[:2])
+                          self.class_names, raw.image_size)
+
+    def predict(self, image):
+        return self.run([image]).detections[0]
 
 
 def no_pipeline_threads() -> bool:
@@ -157,3 +163,39 @@ def test_real_video_with_the_tiny_model(tmp_path, tiny_seed_model):
     assert all(r.image is not r.frame.image for r in drawn)
     assert not np.array_equal(drawn[0].image, drawn[0].frame.image)
     assert "ms per frame" in "\n".join(stats.lines())
+
+
+def _wait_for(condition, timeout=10.0):
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        assert time.perf_counter() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("keep_raw", [True, False])
+def test_a_paused_frame_is_reselected_without_running_the_network(keep_raw):
+    results: list[FrameResult] = []
+    predictor = FakePredictor()
+    pipeline = HeadlessPipeline(FakeFile(count=10), predictor, on_result=results.append, hold_at_end=True,
+                                keep_raw=keep_raw)
+    pipeline.pause()
+    pipeline.step()
+    pipeline.start()
+    try:
+        _wait_for(lambda: len(results) == 1)
+        assert results[0].detections.names == ["dog", "cat"]
+        calls = predictor.calls
+        pipeline.set_hidden_classes(["cat"])
+        assert pipeline.reselect() is keep_raw
+        if not keep_raw:  # nothing cached: the caller seeks instead
+            return
+        _wait_for(lambda: len(results) == 2)
+        again = results[1]
+        assert again.frame is results[0].frame and again.id == results[0].id
+        assert again.detections.names == ["dog"]
+        assert predictor.calls == calls  # the network did not run again
+        assert pipeline.stats().processed == 1  # a re-selection is not a processed frame
+        pipeline.set_predictor(FakePredictor("other.keras"))
+        assert not pipeline.reselect()  # another model must run the network
+    finally:
+        assert pipeline.stop(5)

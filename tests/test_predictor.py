@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from detector_app.predictor import Predictor
 from models import PostprocessConfig, decode, select_detections
+from runtime.predictor import Predictor
 from tests.media import force_class
 
 
@@ -49,8 +49,9 @@ def test_batch_equals_single(dog_model):
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 256, (240 + 40 * i, 320, 3), dtype=np.uint8) for i in range(3)]
     pred = Predictor(dog_model, config=PostprocessConfig(conf_threshold=0.3))
-    batch = pred.predict_batch(frames)
-    assert pred.last_times.batch == 3
+    prediction = pred.run(frames)
+    batch = prediction.detections
+    assert prediction.times.batch == 3 and len(batch) == 3 and prediction.raw == ()
     for frame, dets in zip(frames, batch):
         single = pred.predict(frame)
         np.testing.assert_allclose(single.boxes, dets.boxes, atol=1e-3)
@@ -75,11 +76,67 @@ def test_thresholds_and_class_filter_apply_on_next_call(dog_model):
 def test_timings_and_device(dog_model):
     pred = Predictor(dog_model)
     for _ in range(3):
-        pred.predict(np.zeros((100, 100, 3), np.uint8))
-    t = pred.last_times
+        t = pred.run([np.zeros((100, 100, 3), np.uint8)]).times
     assert t.preprocess >= 0 and t.inference > 0 and t.postprocess >= 0
     assert set(pred.stats.summary()) == {"preprocess", "inference", "postprocess", "total"}
     assert pred.device.startswith(("CPU", "GPU")) and pred.backend == "tensorflow"
+
+
+def test_select_on_raw_outputs_equals_a_new_call(dog_model):
+    """Re-thresholding a paused frame from its raw outputs gives what running it again gives."""
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    pred = Predictor(dog_model, config=PostprocessConfig(conf_threshold=0.3))
+    first = pred.run([frame], keep_raw=True)
+    (raw,) = first.raw
+    assert raw.corners.shape == (dog_model.priors.shape[0], 4) and raw.image_size == (240, 320)
+    assert len(pred.select(raw)) == len(first.detections[0]) > 0
+    for conf, classes in ((0.999, None), (0.3, ["cat"]), (0.3, None)):
+        pred.set_thresholds(conf=conf)
+        pred.class_filter = classes
+        again, fresh = pred.select(raw), pred.predict(frame)
+        assert again.names == fresh.names
+        np.testing.assert_allclose(again.boxes, fresh.boxes, atol=1e-3)
+    assert len(pred.select(raw)) > 0
+
+
+def test_calls_from_many_threads_never_overlap_inside_the_predictor(dog_model):
+    """The predictor owns its lock: its resize buffer and engine (a LiteRT interpreter is not
+    thread-safe) see one call at a time, and each thread gets its own frame's answer."""
+    import threading
+    import time
+
+    pred = Predictor(dog_model, config=PostprocessConfig(conf_threshold=0.3))
+    inner, state = pred._infer, {"inside": 0, "most": 0}
+    guard = threading.Lock()
+
+    def watched(batch):
+        with guard:
+            state["inside"] += 1
+            state["most"] = max(state["most"], state["inside"])
+        time.sleep(0.002)  # widen the window a race would need
+        try:
+            return inner(batch)
+        finally:
+            with guard:
+                state["inside"] -= 1
+
+    pred._infer = watched
+    sizes = [(120 + 20 * k, 160) for k in range(4)]
+    wrong = []
+
+    def worker(k):
+        frame = np.zeros((*sizes[k], 3), np.uint8)
+        for _ in range(15):
+            if pred.predict(frame).image_size != sizes[k]:
+                wrong.append(k)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert state["most"] == 1 and not wrong
 
 
 def test_grayscale_and_alpha_frames(dog_model):
@@ -89,7 +146,7 @@ def test_grayscale_and_alpha_frames(dog_model):
 
 
 def test_litert_conversion_is_cached(dog_model, tmp_path, monkeypatch):
-    from detector_app import engines
+    from runtime import engines
 
     monkeypatch.setenv("DETECTOR_CACHE_DIR", str(tmp_path))
     Predictor(dog_model, engine="litert", warmup=False)
@@ -104,7 +161,7 @@ def test_litert_conversion_is_cached(dog_model, tmp_path, monkeypatch):
 def test_quantised_litert_engines_are_close_to_float_and_cached_apart(dog_model, tmp_path, monkeypatch):
     """int8 (dynamic range) and fp16 weights: smaller flatbuffers, outputs near the float graph.
     Their effect on mAP is measured on real data by bench/accuracy.py, not here."""
-    from detector_app import engines
+    from runtime import engines
 
     monkeypatch.setenv("DETECTOR_CACHE_DIR", str(tmp_path))
     frames = np.random.default_rng(3).integers(0, 256, (1, 300, 300, 3), dtype=np.uint8)
@@ -124,7 +181,7 @@ def test_quantised_litert_engines_are_close_to_float_and_cached_apart(dog_model,
 
 
 def test_litert_failure_falls_back_to_keras(dog_model, monkeypatch):
-    from detector_app import engines
+    from runtime import engines
 
     def broken(model):
         raise RuntimeError("converter exploded")
@@ -151,7 +208,7 @@ def test_predictor_on_jax_backend(tmp_path):
     ref = Predictor(model, config=PostprocessConfig(conf_threshold=0.3), engine="keras").predict(frame)
     np.save(tmp_path / "ref.npy", ref.boxes)
     code = (
-        "import numpy as np; from detector_app.predictor import Predictor; from models import PostprocessConfig;"
+        "import numpy as np; from runtime.predictor import Predictor; from models import PostprocessConfig;"
         f"p = Predictor.from_file(r'{path}', config=PostprocessConfig(conf_threshold=0.3));"
         "assert p.backend == 'jax' and p.engine == 'keras', (p.backend, p.engine);"
         f"d = p.predict(np.load(r'{tmp_path / 'f.npy'}'));"

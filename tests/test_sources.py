@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector_app.frames import ImageFormatError, to_bgr8
+from runtime.images import ImageFormatError, to_bgr8
 from detector_app.sources import ImageSource, SourceError, VideoFileSource, open_source
 from tests.media import write_video
 

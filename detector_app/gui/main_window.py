@@ -451,12 +451,17 @@ class MainWindow(QMainWindow):
         if self.bridge.pipeline is not None:
             self.bridge.pipeline.set_realtime(realtime)
 
-    def _refresh_if_paused(self) -> None:
-        """A paused file shows the change on its current frame at once."""
+    def _refresh_if_paused(self, selection_only: bool = False) -> None:
+        """A paused file shows the change on its current frame at once. ``selection_only``:
+        only thresholds or the class filter changed, so the frame's cached network outputs are
+        selected again (no seek, no inference) when the pipeline has them."""
         pipeline = self._file_pipeline()
-        if pipeline is not None and not self.playback.playing and self.last_result is not None:
-            pipeline.seek(self.last_result.frame.index)
-            pipeline.step()
+        if pipeline is None or self.playback.playing or self.last_result is None:
+            return
+        if selection_only and pipeline.reselect():
+            return
+        pipeline.seek(self.last_result.frame.index)
+        pipeline.step()
 
     # -- detection settings ----------------------------------------------------------------------------
 
@@ -464,7 +469,7 @@ class MainWindow(QMainWindow):
         self.settings.conf, self.settings.iou = conf, iou
         if self.bridge.pipeline is not None:
             self.bridge.pipeline.set_thresholds(conf, iou)
-        self._refresh_if_paused()
+        self._refresh_if_paused(selection_only=True)
 
     def _hidden_changed(self, hidden: list[str]) -> None:
         model_classes = set(self.loaded.predictor.class_names) if self.loaded else set()
@@ -472,7 +477,7 @@ class MainWindow(QMainWindow):
         self.settings.hidden_classes = sorted(set(hidden) | (set(self.settings.hidden_classes) - model_classes))
         if self.bridge.pipeline is not None:
             self.bridge.pipeline.set_hidden_classes(self.settings.hidden_classes)
-        self._refresh_if_paused()
+        self._refresh_if_paused(selection_only=True)
 
     def conf_down(self) -> None:
         self.thresholds.nudge_conf(-5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model_store import DEFAULT_MODEL, RANDOM_WARNING, resolve_model
-from ..predictor import Predictor
+from runtime.predictor import Predictor
 
 
 @dataclass

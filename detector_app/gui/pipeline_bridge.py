@@ -42,7 +42,7 @@ class PipelineBridge(QObject):
         self.pipeline = HeadlessPipeline(source, predictor, realtime=realtime,
                                          on_event=lambda event: self._on_event(event, generation),
                                          on_result=lambda result: self._on_result(result, generation),
-                                         hold_at_end=True, backoff=backoff)
+                                         hold_at_end=True, backoff=backoff, keep_raw=True)
         return self.pipeline
 
     def _on_result(self, result: FrameResult, generation: int) -> None:

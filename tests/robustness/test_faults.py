@@ -200,7 +200,7 @@ def test_disk_full_while_training_is_one_line_and_keeps_the_earlier_files(data, 
 @pytest.fixture
 def warm_frame_model(frame_model_file):
     """Load the model once before a limit is set, so its converted graph is in the cache."""
-    from detector_app.predictor import Predictor
+    from runtime.predictor import Predictor
 
     Predictor.from_file(frame_model_file)
     return frame_model_file

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from detector_app.frames import ImageFormatError, to_bgr8
+from runtime.images import ImageFormatError, to_bgr8
 from models import PostprocessConfig, select_detections
 from models.box_coder import decode
 from trainer.cleaning import clean_objects

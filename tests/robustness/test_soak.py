@@ -30,7 +30,7 @@ WARMUP_S = 20.0
 
 
 def test_the_headless_pipeline_on_a_looping_video_stays_flat(tmp_path, tiny_seed_model):
-    from detector_app.predictor import Predictor
+    from runtime.predictor import Predictor
 
     video = write_video(tmp_path / "loop.avi", frames=60, size=(320, 240))
     predictor = Predictor(tiny_seed_model, source="tiny")

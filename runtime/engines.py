@@ -1,6 +1,6 @@
 """Inference engines: run network + softmax + box decoding on a batch of resized frames.
 
-Every engine maps uint8 BGR (B, H, W, 3) to (corners (B, N, 4), probs (B, N, C+1)) as float32
+Part of the runtime (:mod:`runtime`). Every engine maps uint8 BGR (B, H, W, 3) to (corners (B, N, 4), probs (B, N, C+1)) as float32
 NumPy arrays, from the graph of :func:`models.inference.build_inference_model`.
 
 - ``keras``: the graph compiled for the active Keras backend (``tf.function``; ``jax.jit``
@@ -62,15 +62,16 @@ def _keras_tensorflow(graph: keras.Model) -> InferFn:
 def _keras_jax(graph: keras.Model) -> InferFn:
     import jax
 
-    trainable = [v.value for v in graph.trainable_variables]
-    non_trainable = [v.value for v in graph.non_trainable_variables]
-
     @jax.jit
     def run(tv, ntv, images):
         outputs, _ = graph.stateless_call(tv, ntv, images, training=False)
         return outputs
 
     def infer(batch: np.ndarray):
+        # The variables' current values, read per call: the trainer validates a model whose
+        # weights change between epochs through this same engine.
+        trainable = [v.value for v in graph.trainable_variables]
+        non_trainable = [v.value for v in graph.non_trainable_variables]
         corners, probs = run(trainable, non_trainable, batch)
         return np.asarray(corners), np.asarray(probs)
 
@@ -177,7 +178,7 @@ def convert_in_child(model: SSDModel, timeout_s: float = 600, quantise: str | No
     with tempfile.TemporaryDirectory(prefix="litert-") as tmp:
         src = save_model(model, Path(tmp) / "model.keras")
         out = Path(tmp) / "model.tflite"
-        code = ("import sys; from detector_app.engines import _convert_file; "
+        code = ("import sys; from runtime.engines import _convert_file; "
                 "_convert_file(sys.argv[1], sys.argv[2], sys.argv[3])")
         proc = subprocess.run([sys.executable, "-c", code, str(src), str(out), quantise or ""], cwd=root,
                               capture_output=True, text=True, timeout=timeout_s)
