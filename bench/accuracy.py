@@ -4,11 +4,11 @@ through every engine, with its ms per frame (printed figures, never asserted in 
     python -m bench.accuracy --data DIR [--data DIR ...] --images RUN_DIR/val_images.txt \\
         [--model FILE] [--engines keras,litert,litert-fp16,litert-int8] [--json FILE]
 
-The first engine is the reference; every other row shows its mAP change against it. Images are
-read and resized exactly as ``main.py eval`` does (the trainer's validation loader), every
-engine gets the same uint8 frames one at a time (batch 1, as in the live app), and the
-detections go through the same post-processing with the evaluation settings (confidence >
-0.01, NMS 0.45, 200 per image), so a difference in mAP is the engine's alone.
+The first engine is the reference; every other row shows its mAP change against it. Every
+engine runs through the app's own runtime (``main.py eval``'s path: :class:`runtime.predictor.Predictor`
+with the evaluation thresholds, confidence > 0.01, NMS 0.45, 200 per image), one picture per
+call (batch 1, as in the live app), so a difference in mAP is the engine's alone; the ms per
+frame is the predictor's preprocess + inference + selection.
 """
 
 from __future__ import annotations
@@ -16,55 +16,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 DEFAULT_ENGINES = ("keras", "litert", "litert-fp16", "litert-int8")
 
 
-def engine_detections(infer, loader, samples, spec, config) -> tuple[list, list[float]]:
-    """Detections of every sample through ``infer`` (batch 1), and the ms of each call."""
-    from models.postprocess import select_detections
-
-    detections, times = [], []
-    for batch in loader.epoch(0):
-        for row in range(batch.count):
-            frame = batch.images[row:row + 1]
-            t0 = time.perf_counter()
-            corners, probs = infer(frame)
-            times.append((time.perf_counter() - t0) * 1000)
-            sample = samples[int(batch.indices[row])]
-            detections.append(select_detections(np.asarray(corners)[0], np.asarray(probs)[0], config,
-                                                spec.class_names, sample.image_hw))
-    return detections, times
-
-
 def measure(model, samples, every, engines, workers: int = 2) -> list[dict]:
     """One row per engine: name actually run, mAP (all-point and VOC07), per-class AP, ms/frame."""
-    from runtime.engines import make_engine
+    from runtime.batch import detect_pictures
+    from runtime.stats import percentile
     from trainer.evaluate import evaluate_detections, labelled_classes
-    from trainer.inference import EVAL_POSTPROCESS
-    from trainer.loader import BatchLoader
+    from trainer.inference import eval_predictor, load_sample
 
     spec = model.spec
     labelled = labelled_classes(samples, spec.class_names, reference=every)
     rows = []
     for wanted in engines:
-        ran, infer = make_engine(model, wanted)
-        infer(np.zeros((1, *spec.input_size, 3), np.uint8))  # warm-up
-        loader = BatchLoader(samples, spec.class_names, spec, 16, augment_config=None, workers=workers)
-        with loader:
-            detections, times = engine_detections(infer, loader, samples, spec, EVAL_POSTPROCESS)
+        predictor = eval_predictor(model, wanted)
+        detections, times = detect_pictures(predictor, samples, load_sample, batch_size=1, workers=workers)
         result = evaluate_detections(samples, detections, spec.class_names, labelled)
         rows.append({
-            "engine": wanted, "ran": ran, "map": result.map, "map_voc07": result.map07,
+            "engine": wanted, "ran": predictor.engine, "map": result.map, "map_voc07": result.map07,
             "ap": {c.name: c.ap for c in result.classes},
-            "ms_p50": float(np.percentile(times, 50)), "ms_p95": float(np.percentile(times, 95)),
-            "images": len(samples),
+            "ms_p50": percentile(times, 50), "ms_p95": percentile(times, 95), "images": len(samples),
         })
-        print(f"{wanted:12s} ran as {ran:12s} mAP {100 * (result.map or 0):6.2f} "
+        print(f"{wanted:12s} ran as {predictor.engine:12s} mAP {100 * (result.map or 0):6.2f} "
               f"(VOC07 {100 * (result.map07 or 0):6.2f})  {rows[-1]['ms_p50']:.1f} ms/frame p50", flush=True)
     return rows
 

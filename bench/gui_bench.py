@@ -55,11 +55,6 @@ class StallMeter:
         return [max(0.0, i - TICK_MS) for i in self.intervals]
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else 0.0
-
-
 def run(args: argparse.Namespace) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["QT_XCB_GL_INTEGRATION"] = "none"

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from detector_app.capture import (Backoff, CapturedFrame, CaptureThread, EndOfStream, FrameQueue,
-                                  RateMeter, percentile)
+                                  RateMeter)
 from detector_app.frames import Frame
 from detector_app.sources import FrameSource, StreamSource, VideoFileSource
+from runtime.stats import percentile
 from tests.media import write_video
 from tools.mjpeg_server import MjpegServer
 
@@ -280,4 +281,5 @@ def test_queue_and_meters():
         meter.tick(now=i * 0.1)
     assert meter.rate(now=1.0) == pytest.approx(10.0)
     assert percentile([5, 1, 3, 2, 4], 50) == 3 and percentile([], 95) == 0.0
+    assert percentile([1, 2, 3, 4], 50) == 2.5 and percentile([0, 10], 95) == pytest.approx(9.5)
     assert [Backoff(0.5, 2, 3).delay(a) for a in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 3.0]

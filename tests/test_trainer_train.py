@@ -68,6 +68,16 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(data, tmp_path):
     assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("epoch") == 4 and "step" in kinds
     assert len((out / "val_images.txt").read_text().splitlines()) == 4
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp*"))
+    # `eval` of best.keras on the recorded split, through the app's runtime, gives the mAP the
+    # run's validation recorded (same runtime; the LiteRT engine within float noise)
+    folder, _ = data
+    for engine, tolerance in (("keras", 1e-6), ("litert", 0.01)):
+        report = tmp_path / f"eval_{engine}.json"
+        assert main.main(["eval", "--data", str(folder), "--model", str(out / "best.keras"), "--images",
+                          str(out / "val_images.txt"), "--engine", engine, "--json", str(report), "--no-progress"]) == 0
+        evaluated = json.loads(report.read_text())
+        assert evaluated["engine"] == engine and evaluated["images"] == 4
+        assert evaluated["map"] == pytest.approx(summary["best_val_map"], abs=tolerance), engine
 
 
 def _weights(path: Path) -> list[np.ndarray]:

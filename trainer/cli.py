@@ -277,6 +277,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="write every figure (AP per class, PR curves) as JSON")
     parser.add_argument("--plot", metavar="PNG", help="precision-recall plot (default: beside --json, as <name>_pr.png)")
     parser.add_argument("--batch", type=int, default=16, help="images per inference batch (default 16)")
+    parser.add_argument("--engine", default="auto", choices=["auto", "keras", "litert", "litert-fp16", "litert-int8"],
+                        help="inference engine, as the app runs it (default auto: LiteRT on a CPU, else the "
+                             "compiled Keras graph); the mAP is that engine's")
     parser.add_argument("--workers", type=int, default=_default_workers(), help="reading threads")
     parser.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bars")
 
@@ -290,7 +293,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .errors import DataError
     from .evaluate import evaluate_detections, format_result, labelled_classes
     from .folders import discover
-    from .inference import EVAL_POSTPROCESS, detect_samples
+    from .inference import EVAL_POSTPROCESS, detect_samples, eval_predictor
     from .plots import plot_pr_curves
     from .scan import scan_folders
     from .split import restrict_to_list
@@ -324,7 +327,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"evaluating {args.model} ({len(classes)} classes) on {len(samples)} images")
     if skipped:
         print(f"note: {skipped} objects of classes the model does not know are not part of this evaluation")
-    detections = detect_samples(model, samples, args.batch, args.workers, "detecting" if args.progress_bar else None)
+    predictor = eval_predictor(model, args.engine)
+    print(f"engine: {predictor.engine} on {predictor.device} (the app's inference path)")
+    detections = detect_samples(predictor, samples, args.batch, args.workers, "detecting" if args.progress_bar else None)
     labelled = labelled_classes(samples, classes, reference=every)
     if labelled is not None:
         print("note: the folders label different classes; each class is measured on the folders that label it")
@@ -340,6 +345,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             "data": [str(Path(d).resolve()) for d in args.data],
             "images": len(samples),
             "classes": list(classes),
+            "engine": predictor.engine,
             "postprocess": {"conf_threshold": EVAL_POSTPROCESS.conf_threshold, "nms_iou": EVAL_POSTPROCESS.iou_threshold,
                             "top_k": EVAL_POSTPROCESS.top_k, "max_detections": EVAL_POSTPROCESS.max_detections},
             "rules": {"ap": "VOC2010+ all-point", "ap_voc07": "VOC2007 11-point", "difficult": "ignored",

@@ -246,23 +246,27 @@ class Trainer:
         if not self.val_samples:
             return None, None
         from .evaluate import evaluate_detections
-        from .inference import predict_batches, to_detections
+        from .inference import eval_predictor, validation_detections
         from .loss import ssd_loss
 
-        spec, priors = self.detector.spec, self.detector.priors
+        if self.val_predictor is None:  # the runtime's keras engine: it sees the weights as they change
+            self.val_predictor = eval_predictor(self.detector, engine="keras")
         losses, detections = [], []
-        bar = "validating" if self.config.progress_bar else None
-        for batch, deltas, logits in predict_batches(self.detector, self.val_loader, bar):
+        batches = self.val_loader.epoch(0)
+        if self.config.progress_bar:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, total=self.val_loader.steps_per_epoch, desc="validating", unit="batch", leave=False)
+        for batch in batches:
             n = batch.count
+            deltas, logits = (np.asarray(t) for t in self.detector.predict_on_batch(batch.images))
             mask = batch.class_mask[:n] if self.use_mask else None
             total, _, _ = ssd_loss(deltas[:n], logits[:n], batch.box_targets[:n], batch.class_targets[:n], mask)
             losses.append(float(np.asarray(total)))
-            for row in range(n):
-                sample = self.val_samples[int(batch.indices[row])]
-                detections.append(to_detections(deltas[row], logits[row], priors, spec, sample.image_hw))
+            detections.extend(validation_detections(self.val_predictor, batch, self.val_samples))
         # with class masks, each class is measured on the images of folders that label it
         labelled = [self.masks[s.source][1:] > 0 for s in self.val_samples] if self.use_mask else None
-        result = evaluate_detections(self.val_samples, detections, spec.class_names, labelled)
+        result = evaluate_detections(self.val_samples, detections, self.detector.spec.class_names, labelled)
         return float(np.mean(losses)), result
 
     # state --------------------------------------------------------------------------------
@@ -496,6 +500,7 @@ class Trainer:
             })
         batch_size = self.make_loaders(spec)
         self.detector = self.build_detector(spec, resuming)
+        self.val_predictor = None  # built at the first validation
         self.wrapper = SSDTrainer(self.detector, weight_decay=cfg.weight_decay, use_class_mask=self.use_mask)
         self.history: list[dict[str, Any]] = []
         self.best_map, self.best_epoch = None, None
