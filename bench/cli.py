@@ -64,9 +64,9 @@ def run_bench(args: argparse.Namespace) -> int:
     import sys
 
     from detector_app.model_store import resolve_model
-    from runtime.predictor import Predictor
     from models import num_default_boxes
     from models.model_file import ModelFileError
+    from runtime.predictor import Predictor
 
     from .flops import model_flops
     from .frames import VTEST, benchmark_frames
@@ -97,11 +97,11 @@ def run_bench(args: argparse.Namespace) -> int:
           f"frames: {frames_from}")
 
     if "compare" in args.sections:
-        from .compare import run_contenders
-
         from pathlib import Path
 
         from models.model_file import load_model
+
+        from .compare import run_contenders
 
         try:
             others = {Path(p).stem: load_model(p) for p in args.also}

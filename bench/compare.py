@@ -32,9 +32,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from models import PostprocessConfig, SSDModel, decode, num_default_boxes, select_detections
 from runtime.engines import usable_cpus
 from runtime.predictor import Predictor
-from models import PostprocessConfig, SSDModel, decode, num_default_boxes, select_detections
 
 from .stats import percentiles, time_calls
 
@@ -128,13 +128,14 @@ def time_interleaved(runs: dict[str, Contender], frames: list[np.ndarray], calls
     slow spell of a shared machine (CPU frequency, a neighbour) falls on all of them alike
     rather than on whichever happened to be timed then. Returns {name: percentiles + fps}."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
-    for name, run in runs.items():
-        time_calls(lambda i: run(frames[i % len(frames)]), 0, warmup=warmup)
+    for run in runs.values():
+        time_calls(lambda i, run=run: run(frames[i % len(frames)]), 0, warmup=warmup)
     for turn in range(rounds):
         for name, run in runs.items():
             share = max(1, calls[name] // rounds)
             offset = turn * share
-            samples[name] += time_calls(lambda i: run(frames[(offset + i) % len(frames)]), share, warmup=0)
+            samples[name] += time_calls(lambda i, run=run, offset=offset: run(frames[(offset + i) % len(frames)]),
+                                        share, warmup=0)
     results = {}
     for name, ms in samples.items():
         results[name] = percentiles(ms)

@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def summarise(args: argparse.Namespace, state: dict, painted: list, stalls: StallMeter) -> dict:
+    from runtime.stats import percentile
+
     stats, (base_stats, base_superseded) = state["stats"], state["base"]
     duration = state["end"] - state["t0"]
     latencies = [lat for _, lat in painted]

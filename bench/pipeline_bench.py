@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from detector_app.pipeline import HeadlessPipeline
-from runtime.predictor import Predictor
 from detector_app.sources import open_source
+from runtime.predictor import Predictor
 
 from .frames import VTEST
 

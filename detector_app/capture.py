@@ -27,6 +27,7 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Callable
 
 from .frames import Frame
@@ -66,13 +67,36 @@ class EndOfStream:
     generation: int = 0
 
 
+class CaptureState(StrEnum):
+    """Where a capture thread (and so a pipeline) is. String-valued: shown and logged as is."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RECONNECTING = "reconnecting"
+    FINISHED = "finished"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class EventKind(StrEnum):
+    """What a :class:`CaptureEvent` reports."""
+
+    WARNING = "warning"  # a frame skipped, a reopening that failed
+    ERROR = "error"  # a frame that could not be detected, a listener that failed
+    DROPPING = "dropping"  # real-time mode cannot keep up
+    RECONNECTING = "reconnecting"
+    RECONNECTED = "reconnected"
+    GAVE_UP = "gave_up"  # a live source could not be reopened
+    END = "end"  # the file ended
+    MODEL = "model"  # another model now detects
+
+
 @dataclass(frozen=True)
 class CaptureEvent:
-    """Something the user should hear about. ``kind``: "warning" (a frame skipped),
-    "reconnecting", "reconnected", "gave_up", "end", "error", "dropping" (real-time mode
-    cannot keep up)."""
+    """Something the user should hear about, of a :class:`EventKind`."""
 
-    kind: str
+    kind: EventKind
     message: str
 
 
@@ -122,14 +146,6 @@ class RateMeter:
     def _trim(self, now: float) -> None:
         while self._times and now - self._times[0] > self.window_s:
             self._times.popleft()
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) by nearest rank of sorted ``values`` (0.0 if empty)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))]
 
 
 class FrameQueue:
@@ -213,7 +229,7 @@ class CaptureStats:
     frame read.
     """
 
-    state: str = "idle"
+    state: CaptureState = CaptureState.IDLE
     read: int = 0
     delivered: int = 0
     dropped: int = 0
@@ -266,7 +282,7 @@ class CaptureThread:
         self._cond = threading.Condition()
         self._ctl = _Controls(realtime=realtime)
         self._rate = RateMeter()
-        self._state = "idle"
+        self._state = CaptureState.IDLE
         self._counts = collections.Counter()
         self._position: int | None = None
         self._next_id = 0
@@ -276,7 +292,7 @@ class CaptureThread:
     # -- life cycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._state = "running"
+        self._state = CaptureState.RUNNING
         self._thread.start()
 
     def stop(self, timeout: float | None = 10.0) -> bool:
@@ -389,12 +405,12 @@ class CaptureThread:
             self._loop()
         except Exception as exc:  # a broken source must end the stream with a message, not silently
             message = f"{self.source.name}: capture failed ({type(exc).__name__}: {exc})"
-            self._emit("error", message)
+            self._emit(EventKind.ERROR, message)
             self._finish(EndOfStream("failed", message, self.generation))
         finally:
             self.source.close()
-            if self._state not in ("finished", "failed"):
-                self._state = "stopped"
+            if self._state not in (CaptureState.FINISHED, CaptureState.FAILED):
+                self._state = CaptureState.STOPPED
 
     def _loop(self) -> None:
         anchor: tuple[float, int, int] | None = None  # (clock, frame index, generation) for pacing
@@ -428,12 +444,12 @@ class CaptureThread:
                     self.source.seek(self._ctl.seek_to)
                     self._ctl.seek_to = None
                 if not self._ctl.paused:
-                    self._state = "running" if self._state != "reconnecting" else self._state
+                    self._state = CaptureState.RUNNING if self._state != CaptureState.RECONNECTING else self._state
                     return self._ctl.generation
                 if self._ctl.steps > 0:
                     self._ctl.steps -= 1
                     return self._ctl.generation
-                self._state = "paused"
+                self._state = CaptureState.PAUSED
                 self._cond.wait(POLL_S * 4)
         return None
 
@@ -490,17 +506,17 @@ class CaptureThread:
             self._counts["dropped"] += dropped
             first = self._counts["dropped"] == dropped
         if first and not self.source.is_live:
-            self._emit("dropping", f"{self.source.name}: detection is slower than the video's "
+            self._emit(EventKind.DROPPING, f"{self.source.name}: detection is slower than the video's "
                                    f"{self.source.fps or 0:.0f} FPS; frames are dropped to keep real time")
 
     def _end_of_source(self, generation: int) -> bool:
         """Post the end marker. Returns True to keep the thread (hold at end for a seek)."""
         if self.source.is_live:
             message = f"{self.source.name}: the source stopped delivering frames and could not be reconnected"
-            self._emit("gave_up", message)
+            self._emit(EventKind.GAVE_UP, message)
             self._finish(EndOfStream("failed", message, generation))
             return False
-        self._emit("end", f"{self.source.name}: end of the {self.source.kind}")
+        self._emit(EventKind.END, f"{self.source.name}: end of the {self.source.kind}")
         self._finish(EndOfStream("end", "", generation))
         if not self.hold_at_end:
             return False
@@ -508,31 +524,31 @@ class CaptureThread:
             while not self._stop.is_set() and self._ctl.generation == generation:
                 self._cond.wait(POLL_S * 4)
             if not self._stop.is_set():
-                self._state = "running"
+                self._state = CaptureState.RUNNING
         return not self._stop.is_set()
 
     def _finish(self, marker: EndOfStream) -> None:
-        self._state = "finished" if marker.reason == "end" else "failed"
+        self._state = CaptureState.FINISHED if marker.reason == "end" else CaptureState.FAILED
         self.queue.put_wait(marker, self._stop)
 
     def _reconnect(self) -> bool:
         """Reopen a live source with back-off; True once it delivers again."""
-        self._state = "reconnecting"
+        self._state = CaptureState.RECONNECTING
         attempt = 0
         while not self._stop.is_set():
             attempt += 1
             if self.backoff.max_attempts is not None and attempt > self.backoff.max_attempts:
                 return False
             delay = self.backoff.delay(attempt)
-            self._emit("reconnecting", f"{self.source.name}: no frames (disconnected?); "
+            self._emit(EventKind.RECONNECTING, f"{self.source.name}: no frames (disconnected?); "
                                        f"reconnecting in {delay:.1f} s (attempt {attempt})")
             if self._stop.wait(delay):
                 return False
             if self._try_reopen():
                 with self._cond:
                     self._counts["reconnects"] += 1
-                self._state = "running"
-                self._emit("reconnected", f"{self.source.name}: reconnected after {attempt} attempt(s)")
+                self._state = CaptureState.RUNNING
+                self._emit(EventKind.RECONNECTED, f"{self.source.name}: reconnected after {attempt} attempt(s)")
                 return True
         return False
 
@@ -543,7 +559,7 @@ class CaptureThread:
         try:
             return bool(reopen())
         except Exception as exc:  # a device error while reopening is one more failed attempt
-            self._emit("warning", f"{self.source.name}: reopening failed ({type(exc).__name__}: {exc})")
+            self._emit(EventKind.WARNING, f"{self.source.name}: reopening failed ({type(exc).__name__}: {exc})")
             return False
 
     # -- events -----------------------------------------------------------------------------
@@ -553,10 +569,10 @@ class CaptureThread:
 
         def warn(message: str) -> None:
             original(message)
-            self._emit("warning", message)
+            self._emit(EventKind.WARNING, message)
 
         self.source.on_warning = warn
 
-    def _emit(self, kind: str, message: str) -> None:
+    def _emit(self, kind: EventKind, message: str) -> None:
         if self._on_event is not None:
             self._on_event(CaptureEvent(kind, message))

@@ -80,10 +80,10 @@ def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
 def run_detect(args: argparse.Namespace) -> int:
     from models import PostprocessConfig
     from models.model_file import ModelFileError
+    from runtime.predictor import Predictor
 
     from .detect import run_detection
-    from .model_store import RANDOM_WARNING, DEFAULT_MODEL, resolve_model
-    from runtime.predictor import Predictor
+    from .model_store import DEFAULT_MODEL, RANDOM_WARNING, resolve_model
     from .sources import SourceError, open_source
     from .writers import OutputError
 

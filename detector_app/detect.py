@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from runtime.predictor import Predictor
+
 from .capture import Backoff
 from .overlay import draw_detections
-from runtime.predictor import Predictor
 from .sources import FrameSource
 from .writers import JsonlWriter, OutputError, VideoRecorder
 

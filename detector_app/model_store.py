@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from models.bundled import BUNDLED_CLASSES as DEFAULT_CLASSES
+from models.bundled import BUNDLED_CLASSES as DEFAULT_CLASSES  # noqa: F401  (re-exported for the registry)
 from models.bundled import BUNDLED_MODEL as DEFAULT_MODEL
 from models.bundled import PROJECT_ROOT as ROOT  # noqa: F401  (re-exported for the GUI)
 

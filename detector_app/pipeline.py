@@ -26,11 +26,19 @@ from typing import Callable, Iterable
 import numpy as np
 
 from models import Detections
-
-from .capture import (Backoff, CapturedFrame, CaptureEvent, CaptureThread, EndOfStream, RateMeter,
-                      percentile)
 from runtime.predictor import Detector, RawOutputs
+from runtime.stats import percentile
 
+from .capture import (
+    Backoff,
+    CapturedFrame,
+    CaptureEvent,
+    CaptureState,
+    CaptureThread,
+    EndOfStream,
+    EventKind,
+    RateMeter,
+)
 from .frames import Frame
 from .overlay import draw_detections
 from .sources import FrameSource
@@ -75,7 +83,7 @@ class PipelineStats:
     real-time files). ``latency_ms``: {"p50", "p95"} from capture to result.
     """
 
-    state: str
+    state: CaptureState
     captured: int
     processed: int
     dropped: int
@@ -332,11 +340,11 @@ class HeadlessPipeline:
             frame_count=cap.frame_count,
         )
 
-    def _state(self, capture_state: str) -> str:
+    def _state(self, capture_state: CaptureState) -> CaptureState:
         if self._done.is_set():
-            return "finished" if self._end is None or self._end.reason == "end" else "failed"
+            return CaptureState.FINISHED if self._end is None or self._end.reason == "end" else CaptureState.FAILED
         if self._stop.is_set():
-            return "stopped"
+            return CaptureState.STOPPED
         return capture_state
 
     # -- the worker -------------------------------------------------------------------------
@@ -375,7 +383,7 @@ class HeadlessPipeline:
         if pending.predictor is not None and pending.predictor is not self._predictor:
             self._predictor = pending.predictor
             name = getattr(pending.predictor, "source", "") or "the new model"
-            self._event(CaptureEvent("model", f"now detecting with {name}"))
+            self._event(CaptureEvent(EventKind.MODEL, f"now detecting with {name}"))
         if pending.hidden is not None:
             self._hidden = pending.hidden
         conf, iou = self._conf_iou
@@ -391,7 +399,7 @@ class HeadlessPipeline:
         try:
             predictor.set_thresholds(conf=conf, iou=iou)
         except ValueError as exc:
-            self._event(CaptureEvent("error", f"thresholds not applied: {exc}"))
+            self._event(CaptureEvent(EventKind.ERROR, f"thresholds not applied: {exc}"))
         shown = [c for c in predictor.class_names if c not in self._hidden]
         predictor.class_filter = None if len(shown) == len(predictor.class_names) else shown
 
@@ -424,7 +432,7 @@ class HeadlessPipeline:
         try:
             detections = predictor.select(raw)
         except Exception as exc:  # as for a frame: report, keep running
-            self._event(CaptureEvent("error", f"{item.frame.label}: selection failed ({exc})"))
+            self._event(CaptureEvent(EventKind.ERROR, f"{item.frame.label}: selection failed ({exc})"))
             return None
         stage_ms = {"postprocess": (time.perf_counter() - t0) * 1e3}
         return self._finish(item, detections, None, stage_ms)
@@ -437,7 +445,7 @@ class HeadlessPipeline:
             prediction = predictor.run([frame.image], keep_raw=self.keep_raw)
         except Exception as exc:  # one bad frame must not end the stream: report it and go on
             message = f"{frame.label}: detection failed ({type(exc).__name__}: {exc}); shown without boxes"
-            self._event(CaptureEvent("error", message))
+            self._event(CaptureEvent(EventKind.ERROR, message))
             return None, message
         times = prediction.times
         stage_ms.update(preprocess=times.preprocess, inference=times.inference, postprocess=times.postprocess)
@@ -462,7 +470,7 @@ class HeadlessPipeline:
             try:
                 listener(result)
             except Exception as exc:  # a failing consumer (disk full) must not stop detection
-                self._event(CaptureEvent("error", f"{getattr(listener, '__name__', listener)}: "
+                self._event(CaptureEvent(EventKind.ERROR, f"{getattr(listener, '__name__', listener)}: "
                                                   f"{type(exc).__name__}: {exc}"))
 
     def _event(self, event: CaptureEvent) -> None:

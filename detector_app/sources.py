@@ -72,7 +72,7 @@ class FrameSource(ABC):
     def seek(self, index: int) -> None:
         raise SourceError(self.name, f"a {self.kind} cannot seek")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most sources have something to release
         pass
 
     def __enter__(self) -> "FrameSource":

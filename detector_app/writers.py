@@ -17,14 +17,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from models import Detections
+from models import Detections, atomic
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
 
@@ -39,28 +38,24 @@ def partial_path(target: str | os.PathLike) -> Path:
     return target.with_name(f"{target.stem}.partial{target.suffix}")
 
 
-class AtomicFile:
-    """A temporary path beside ``target`` (same suffix) that becomes ``target`` on commit."""
+class AtomicFile(atomic.AtomicFile):
+    """:class:`models.atomic.AtomicFile` for detection outputs: the temporary keeps the
+    target's extension (the video writer picks its container by it) and commits either to the
+    target or, for an interrupted run, to its :func:`partial_path`."""
 
     def __init__(self, target: str | os.PathLike):
-        self.target = Path(target)
+        target = Path(target)
         try:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.target.stem}.", suffix=f".partial{self.target.suffix}",
-                                       dir=self.target.parent)
-        except OSError as exc:
-            raise OutputError(f"{self.target}: cannot write here ({exc.strerror or exc})") from exc
-        os.close(fd)
-        self.tmp = Path(tmp)
+            super().__init__(target, suffix=f".partial{target.suffix}", prefix=target.stem)
+        except atomic.AtomicWriteError as exc:
+            raise OutputError(f"{target}: cannot write here ({exc.reason})") from exc
 
-    def commit(self, partial: bool = False) -> Path:
+    def commit(self, partial: bool = False) -> Path:  # type: ignore[override]
         """Rename into place: the target, or with ``partial`` its :func:`partial_path`."""
-        final = partial_path(self.target) if partial else self.target
-        os.replace(self.tmp, final)
-        return final
-
-    def abort(self) -> None:
-        self.tmp.unlink(missing_ok=True)
+        try:
+            return super().commit(partial_path(self.target) if partial else self.target)
+        except atomic.AtomicWriteError as exc:
+            raise OutputError(str(exc)) from exc
 
 
 def detection_record(index: int, time_s: float, detections: Detections, file: str | None = None) -> dict[str, Any]:

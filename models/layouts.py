@@ -68,7 +68,7 @@ def heads_from_scales(
             min_size=float(scales[k]),
             max_size=float(scales[k + 1]),
             aspect_ratios=tuple(float(r) for r in aspect_ratios[k]),
-            step=None if steps[k] is None else float(steps[k]),
+            step=None if (step := steps[k]) is None else float(step),
             offset=offset,
         )
         for k, src in enumerate(sources)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import keras
 
+from .atomic import AtomicFile, AtomicWriteError
 from .spec import ModelSpec, SpecError
 from .ssd import SSDModel
 
@@ -53,23 +53,14 @@ def save_model(model: SSDModel, path: str | os.PathLike) -> Path:
     if path.suffix != ".keras":
         raise ModelFileError(path, "model files must end in .keras")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.keras", dir=path.parent)
-    except OSError as exc:
-        raise ModelWriteError(path, f"cannot be written here ({exc.strerror or exc})") from exc
-    os.close(fd)
-    try:
-        model.save(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:  # a full disk or a folder gone read-only
-        Path(tmp).unlink(missing_ok=True)
+        # Keras chooses the format by the file's ending: the temporary must end in .keras
+        with AtomicFile(path, suffix=".tmp.keras", prefix=path.stem) as out:
+            model.save(out.tmp)
+    except AtomicWriteError as exc:
+        raise ModelWriteError(path, exc.reason) from exc
+    except OSError as exc:  # a full disk or a folder gone read-only, while Keras wrote
         kept = "the previous file is kept" if path.exists() else "nothing was written"
         raise ModelWriteError(path, f"could not be written ({exc.strerror or exc}); {kept}") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

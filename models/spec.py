@@ -204,7 +204,7 @@ class ModelSpec:
     heads: tuple[HeadSpec, ...] = ()
     head_kernel_size: int = 3
     head_kind: str = "conv"
-    variances: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
+    variances: tuple[float, ...] = (0.1, 0.1, 0.2, 0.2)  # four, checked below
     layout: str = "custom"
 
     @property
@@ -326,7 +326,7 @@ def _pair(value: Any, name: str) -> tuple[int, int]:
     values = tuple(int(v) for v in value)
     if len(values) != 2:
         raise SpecError(f"{name} needs (height, width), got {value!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _sub(cls: type, data: Any, where: str, tuple_fields: tuple[str, ...] = ()) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Generator, Sequence, TypeVar
 
 import numpy as np
 
@@ -27,7 +27,8 @@ R = TypeVar("R")
 EVAL_POSTPROCESS = PostprocessConfig(conf_threshold=0.01, iou_threshold=0.45, top_k=200, max_detections=200, clip=True)
 
 
-def ordered_map(fn: Callable[[T], R], items: Sequence[T], pool: ThreadPoolExecutor, ahead: int) -> Iterator[R]:
+def ordered_map(fn: Callable[[T], R], items: Sequence[T], pool: ThreadPoolExecutor,
+                ahead: int) -> Generator[R, None, None]:
     """``fn(item)`` for each item, in order, with at most ``ahead`` calls submitted ahead."""
     pending: collections.deque[Future] = collections.deque()
     it = iter(items)

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from models import SSDModel
+from models.atomic import write_bytes_atomic
 from models.inference import build_inference_model
 
 from .quiet import native_stderr_silenced
@@ -201,11 +202,7 @@ def litert_bytes(model: SSDModel, in_child: bool = False, quantise: str | None =
         return path.read_bytes()
     data = (convert_in_child(model, quantise=quantise) if in_child else convert_to_litert(model, quantise))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data)
     except OSError as exc:  # a read-only cache only costs the conversion next time
         log.warning("could not cache the LiteRT model in %s: %s", path.parent, exc)
     return data

@@ -231,9 +231,10 @@ class Predictor:
 
     def set_thresholds(self, conf: float | None = None, iou: float | None = None) -> None:
         """Change thresholds; they apply from the next call."""
-        changes = {k: v for k, v in (("conf_threshold", conf), ("iou_threshold", iou)) if v is not None}
         with self._settings_lock:
-            self._config = dataclasses.replace(self._config, **changes)
+            old = self._config
+            self._config = dataclasses.replace(old, conf_threshold=old.conf_threshold if conf is None else conf,
+                                               iou_threshold=old.iou_threshold if iou is None else iou)
 
     def _selection(self) -> tuple[PostprocessConfig, np.ndarray | None]:
         """The settings of one call, read together."""
@@ -295,7 +296,7 @@ class Predictor:
         t3 = time.perf_counter()
         times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, len(frames))
         self.stats.add(times)
-        raw = ()
+        raw: tuple[RawOutputs, ...] = ()
         if keep_raw:
             raw = tuple(RawOutputs(np.array(corners[i], np.float32), np.array(probs[i], np.float32),
                                    (int(sizes[i][0]), int(sizes[i][1]))) for i in range(len(frames)))

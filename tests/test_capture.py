@@ -8,8 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from detector_app.capture import (Backoff, CapturedFrame, CaptureThread, EndOfStream, FrameQueue,
-                                  RateMeter)
+from detector_app.capture import Backoff, CapturedFrame, CaptureThread, EndOfStream, FrameQueue, RateMeter
 from detector_app.frames import Frame
 from detector_app.sources import FrameSource, StreamSource, VideoFileSource
 from runtime.stats import percentile

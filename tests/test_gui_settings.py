@@ -18,8 +18,14 @@ from detector_app.gui.run_log import RunLog
 from detector_app.gui.snapshot import save_snapshot, voc_annotation
 from detector_app.gui.training_commands import data_summary, resume_command, train_command
 from detector_app.gui.training_progress import ProgressReader, TrainingState, evaluation_rows, run_model
-from detector_app.model_registry import (RegistryError, bundled_entry, list_models, load_registry, register_model,
-                                         unregister_model)
+from detector_app.model_registry import (
+    RegistryError,
+    bundled_entry,
+    list_models,
+    load_registry,
+    register_model,
+    unregister_model,
+)
 from detector_app.pipeline import FrameResult, PipelineStats
 from detector_app.settings import Settings, config_dir, load_settings, save_settings
 from models import Detections

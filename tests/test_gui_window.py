@@ -395,6 +395,6 @@ def test_switching_sources_quickly_never_runs_two_inferences_at_once(qtbot, wind
     for _ in range(12):
         before = window.bridge.pipeline
         window.open_source_text(str(clip))
-        qtbot.waitUntil(lambda: window.bridge.pipeline is not before and window.bridge.pipeline.stats().processed >= 2,
+        qtbot.waitUntil(lambda before=before: window.bridge.pipeline is not before and window.bridge.pipeline.stats().processed >= 2,
                         timeout=20000)
     assert state["calls"] >= 24 and state["most"] == 1

@@ -3,13 +3,12 @@
 import os
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import pytest
 import yaml
 
-from models import ModelSpec, SpecError, VOC_CLASSES, build_model, caffe_spec, seed_spec
+from models import VOC_CLASSES, ModelSpec, SpecError, build_model, caffe_spec, seed_spec
 from models.model_file import ModelFileError, load_model, read_spec, save_model
 
 

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.images import ImageFormatError, to_bgr8
 from detector_app.sources import ImageSource, SourceError, VideoFileSource, open_source
+from runtime.images import ImageFormatError, to_bgr8
 from tests.media import write_video
 
 

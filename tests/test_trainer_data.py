@@ -12,7 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from trainer_helpers import make_voc_folder, voc_xml
 
 import main

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from trainer_helpers import make_voc_folder
 
 import main

@@ -7,7 +7,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-
 from trainer_helpers import make_voc_folder, tiny_spec
 
 from trainer.augment import AugmentConfig

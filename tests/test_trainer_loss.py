@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from trainer_helpers import tiny_spec
 
 from models import centers_to_corners, decode, default_boxes, pairwise_iou

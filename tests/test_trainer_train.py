@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from trainer_helpers import make_voc_folder, tiny_spec, write_spec_yaml
 
 import main

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from models.atomic import write_text_atomic
+
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    args.out.write_text(text)
+    write_text_atomic(args.out, text)
     print(f"wrote {args.out}")
     return 0
 

@@ -1,4 +1,4 @@
-"""Atomic file writes: a temporary file beside the target, fsync, then ``os.replace``.
+"""Atomic file writes for run folders: :mod:`models.atomic` with the trainer's error type.
 
 A crash or a full disk never leaves a half-written log, report or checkpoint in place of a
 good one; readers see either the old file or the new one.
@@ -7,9 +7,10 @@ good one; readers see either the old file or the new one.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
-from typing import Callable, IO
+from typing import IO, Callable
+
+from models import atomic
 
 from .errors import WriteError
 
@@ -18,31 +19,16 @@ TEMP_SUFFIX = ".tmp"
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(f)`` on a temporary binary file beside ``path``, then rename it over ``path``.
+    """Call ``write(f)`` on a temporary binary file beside ``path``, then rename it over ``path``
+    (:func:`models.atomic.write_atomic`).
 
     Raises :class:`~trainer.errors.WriteError` naming ``path`` when the disk is full or the
     folder is not writable; ``path`` is then left as it was.
     """
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    except OSError as exc:
-        raise WriteError(path, f"cannot be written here ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        kept = "the previous file is kept" if path.exists() else "nothing was written"
-        raise WriteError(path, f"could not be written ({exc.strerror or exc}; disk full?); {kept}") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        return atomic.write_atomic(path, write, suffix=TEMP_SUFFIX)
+    except atomic.AtomicWriteError as exc:
+        raise WriteError(exc.path, exc.reason) from exc
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

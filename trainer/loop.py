@@ -30,7 +30,7 @@ import numpy as np
 
 from .config import TrainConfig, identity
 from .errors import DataError
-from .run_files import ProgressLog, RunFiles, write_log_csv, write_yaml
+from .run_files import ProgressEvent, ProgressLog, RunFiles, write_log_csv, write_yaml
 
 Log = Callable[[str], None]
 
@@ -360,7 +360,7 @@ class Trainer:
                 due = now - last_save > 60.0 * cfg.checkpoint_minutes
                 if (stop or due) and step + 1 < steps:
                     self.save_checkpoint(epoch, step + 1, sums)
-                    self.progress.emit("checkpoint", epoch=epoch + 1, step=step + 1)
+                    self.progress.emit(ProgressEvent.CHECKPOINT, epoch=epoch + 1, step=step + 1)
                     last_save = tick = time.monotonic()  # saving is not training time
                 if stop:
                     return "stopped" if step + 1 < steps else "stop_after_epoch"
@@ -403,7 +403,7 @@ class Trainer:
         self.write_summary("running" if epoch + 1 < cfg.epochs else "finished")
         shown = {k: row[k] for k in ("epoch", "train_loss", "val_loss", "val_map", "val_map07", "lr",
                                      "images_per_s", "seconds")}
-        self.progress.emit("epoch", **shown, epochs=cfg.epochs, val_ap=row["val_ap"], best_map=self.best_map,
+        self.progress.emit(ProgressEvent.EPOCH, **shown, epochs=cfg.epochs, val_ap=row["val_ap"], best_map=self.best_map,
                            best_epoch=self.best_epoch)
         val = "" if row["val_map"] is None else (f", val loss {val_loss:.4f}, val mAP {100 * row['val_map']:.2f} "
                                                 f"(VOC07 {100 * row['val_map07']:.2f})")
@@ -513,7 +513,7 @@ class Trainer:
                      f"{len(self.train_samples)} train / {len(self.val_samples)} val images, {cfg.epochs} epochs of "
                      f"{steps} steps (batch {batch_size}), {spec.layout} layout at {spec.input_size[0]}x{spec.input_size[1]}"
                      + (", class masks on (folders label different classes)" if self.use_mask else ""))
-        self.progress.emit("start", run_dir=str(files.root), resumed=resuming, epoch=start[0], step=start[1],
+        self.progress.emit(ProgressEvent.START, run_dir=str(files.root), resumed=resuming, epoch=start[0], step=start[1],
                            epochs=cfg.epochs, steps_per_epoch=steps, classes=list(self.classes),
                            train_images=len(self.train_samples), val_images=len(self.val_samples))
         return start
@@ -546,7 +546,7 @@ class Trainer:
                 # a stop asked for during validation is honoured here, with the epoch's checkpoint
                 if (status == "stop_after_epoch" or self.hooks.should_stop()) and epoch + 1 < cfg.epochs:
                     return self.stopped()
-        self.progress.emit("done", best_map=self.best_map, best_epoch=self.best_epoch,
+        self.progress.emit(ProgressEvent.DONE, best_map=self.best_map, best_epoch=self.best_epoch,
                            model=str(files.best_model), time_s=round(self.elapsed(), 1))
         best = "n/a" if self.best_map is None else f"{100 * self.best_map:.2f}"
         self.log(f"finished: best val mAP {best} at epoch {self.best_epoch}; model {files.best_model}")
@@ -555,7 +555,7 @@ class Trainer:
     def stopped(self) -> TrainResult:
         message = f"stopped; resume with the same command (the checkpoint is {self.files.checkpoint})"
         self.write_summary("stopped")
-        self.progress.emit("stopped", message=message, epochs_done=len(self.history))
+        self.progress.emit(ProgressEvent.STOPPED, message=message, epochs_done=len(self.history))
         self.log(message)
         return self.result("stopped", message)
 
@@ -592,7 +592,7 @@ def train(config: TrainConfig, resuming: bool = False, hooks: RunHooks | None = 
         try:
             return trainer.run(resuming)
         except TrainingDiverged as exc:
-            trainer.progress.emit("error", message=str(exc))
+            trainer.progress.emit(ProgressEvent.ERROR, message=str(exc))
             trainer.log(f"training stopped: {exc}")
             if hasattr(trainer, "history"):
                 trainer.write_summary("diverged")
@@ -615,6 +615,6 @@ def _report_error(trainer: Trainer, message: str) -> None:
     """Tell the progress log (the GUI reads it) why the run ended; on a full disk even that
     may fail, and the command line still reports the error itself."""
     try:
-        trainer.progress.emit("error", message=message)
+        trainer.progress.emit(ProgressEvent.ERROR, message=message)
     except OSError:
         pass

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -80,6 +81,18 @@ def _round(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
+class ProgressEvent(StrEnum):
+    """The ``event`` of a line of ``progress.jsonl`` (the GUI's training panel reads them)."""
+
+    START = "start"
+    STEP = "step"
+    CHECKPOINT = "checkpoint"
+    EPOCH = "epoch"
+    DONE = "done"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
 class ProgressLog:
     """Machine-readable progress for the GUI: one JSON object per line, flushed at once.
 
@@ -94,8 +107,8 @@ class ProgressLog:
         self._last_step = 0.0
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def emit(self, event: str, **fields: Any) -> None:
-        record = {"event": event, "time": round(time.time(), 3), **{k: _finite(v) for k, v in fields.items()}}
+    def emit(self, event: ProgressEvent, **fields: Any) -> None:
+        record = {"event": str(event), "time": round(time.time(), 3), **{k: _finite(v) for k, v in fields.items()}}
         line = json.dumps(record, allow_nan=False, default=str)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
@@ -106,4 +119,4 @@ class ProgressLog:
         now = time.monotonic()
         if now - self._last_step >= self.min_step_interval_s:
             self._last_step = now
-            self.emit("step", **fields)
+            self.emit(ProgressEvent.STEP, **fields)

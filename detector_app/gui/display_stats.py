@@ -11,7 +11,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..capture import RateMeter, percentile
+from runtime.stats import percentile
+
+from ..capture import RateMeter
 from ..pipeline import PipelineStats
 
 WINDOW = 300

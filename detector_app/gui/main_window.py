@@ -13,19 +13,30 @@ from pathlib import Path
 
 from PyQt5.QtCore import QByteArray, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PyQt5.QtWidgets import (QDockWidget, QFileDialog, QFormLayout, QGroupBox, QInputDialog, QLabel,
-                             QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from models.model_file import ModelFileError
 
-from ..capture import CaptureEvent
+from ..capture import CaptureEvent, CaptureState, EventKind
 from ..model_registry import RegistryError, register_model
 from ..model_store import DEFAULT_MODEL
 from ..pipeline import FrameResult, HeadlessPipeline
 from ..settings import load_settings, save_settings
 from ..sources import IMAGE_EXTENSIONS, SourceError, is_stream_url, open_source
 from ..writers import OutputError
-from .actions import build_actions, shortcut_table
+from .actions import ActionSpec, build_actions, shortcut_table
 from .camera_probe import probe_cameras
 from .class_filter import ClassFilterPanel
 from .display_stats import DisplayMeter, status_text, status_tooltip
@@ -44,8 +55,11 @@ from .video_view import VideoView
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.webm *.mpg *.mpeg *.wmv *.flv *.ts);;All files (*)"
 IMAGE_FILTER = f"Images ({' '.join('*' + e for e in sorted(IMAGE_EXTENSIONS))});;All files (*)"
 # Capture event kind -> where it is shown besides the status bar (None: status bar only).
-EVENT_LEVELS = {"reconnecting": "warning", "reconnected": "info", "gave_up": "error", "error": "error",
-                "dropping": "warning", "warning": None, "end": None, "model": None}
+EVENT_LEVELS: dict[EventKind, str | None] = {
+    EventKind.RECONNECTING: "warning", EventKind.RECONNECTED: "info", EventKind.GAVE_UP: "error",
+    EventKind.ERROR: "error", EventKind.DROPPING: "warning", EventKind.WARNING: None, EventKind.END: None,
+    EventKind.MODEL: None,
+}
 STATUS_MS = 500
 SEEK_STEP_S = 5.0
 
@@ -73,7 +87,7 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._build_ui(registry)
         self.outputs = Outputs(self.report, self.settings.output_dir, self)
-        self.actions_by_name = build_actions(self, self.toolbar)
+        self.actions_by_name = build_actions(self, self.toolbar, ACTIONS)
         self._wire()
         self._restore()
         self._status_timer = QTimer(self, interval=STATUS_MS, timeout=self.refresh_status)
@@ -370,10 +384,10 @@ class MainWindow(QMainWindow):
         level = EVENT_LEVELS.get(event.kind, "warning")
         if level is not None:
             self.messages.show_message(event.message, level)
-        if event.kind == "reconnected" or event.kind == "model":
+        if event.kind in (EventKind.RECONNECTED, EventKind.MODEL):
             self._clear_transient_messages()
-        self._at_end = self._at_end or event.kind == "end"
-        if event.kind == "end":
+        self._at_end = self._at_end or event.kind == EventKind.END
+        if event.kind == EventKind.END:
             self.playback.set_playing(False)
 
     def _clear_transient_messages(self) -> None:
@@ -391,7 +405,7 @@ class MainWindow(QMainWindow):
         self.stats_label.setText(status_text(stats, figures))
         self.stats_label.setToolTip(status_tooltip(stats, figures))
         self.device_label.setText(f"device: {stats.device}")
-        if stats.state == "reconnecting":
+        if stats.state == CaptureState.RECONNECTING:
             self.statusBar().showMessage(f"{pipeline.source.name}: reconnecting…", STATUS_MS * 2)
 
     # -- playback -----------------------------------------------------------------------------------
@@ -527,7 +541,7 @@ class MainWindow(QMainWindow):
         self.showFullScreen() if on else self.showNormal()
 
     def show_shortcuts(self) -> None:
-        box = QMessageBox(QMessageBox.Information, "Keyboard shortcuts", shortcut_table(), parent=self)
+        box = QMessageBox(QMessageBox.Information, "Keyboard shortcuts", shortcut_table(ACTIONS), parent=self)
         box.setModal(False)
         box.show()
 
@@ -562,3 +576,37 @@ class MainWindow(QMainWindow):
             save_settings(self.settings, self.settings_file)
         except OutputError as exc:
             self.statusBar().showMessage(str(exc), 8000)
+
+
+# The window's actions: name, text, shortcut, menu, the method it calls (see actions.py).
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("open_video", "Open &video…", "Ctrl+O", "&File", MainWindow.choose_video, toolbar=True),
+    ActionSpec("open_images", "Open &images…", "Ctrl+I", "&File", MainWindow.choose_images),
+    ActionSpec("open_folder", "Open image &folder…", "Ctrl+Shift+I", "&File", MainWindow.choose_image_folder),
+    ActionSpec("open_stream", "Open &stream…", "Ctrl+U", "&File", MainWindow.choose_stream, toolbar=True,
+               tip="rtsp://, http://, https:// URL"),
+    ActionSpec("close_source", "&Close source", "Ctrl+W", "&File", MainWindow.close_source),
+    ActionSpec("snapshot", "Snapshot", "Ctrl+S", "&File", MainWindow.snapshot, toolbar=True,
+               tip="PNG of the annotated frame, plus the clean frame and a VOC XML of its detections"),
+    ActionSpec("record", "&Record", "Ctrl+R", "&File", MainWindow.set_recording, checkable=True, toolbar=True,
+               tip="Record the annotated stream to MP4"),
+    ActionSpec("export", "&Export detections…", "Ctrl+E", "&File", MainWindow.export_detections,
+               tip="Detections of this run as JSON Lines (as `main.py detect --json`) or CSV"),
+    ActionSpec("output_dir", "Output &folder…", None, "&File", MainWindow.choose_output_dir,
+               tip="Where snapshots and recordings go"),
+    ActionSpec("quit", "&Quit", "Ctrl+Q", "&File", MainWindow.close),
+    ActionSpec("play_pause", "&Play / pause", "Space", "&Playback", MainWindow.toggle_play, toolbar=True),
+    ActionSpec("step", "&Step one frame", ".", "&Playback", MainWindow.step_frame, toolbar=True),
+    ActionSpec("back", "Back 5 s", "Left", "&Playback", MainWindow.seek_back),
+    ActionSpec("forward", "Forward 5 s", "Right", "&Playback", MainWindow.seek_forward),
+    ActionSpec("realtime", "&Real time", "Ctrl+T", "&Playback", MainWindow.set_realtime, checkable=True,
+               tip="Play files at their own FPS (off: as fast as possible, no frame lost)"),
+    ActionSpec("conf_down", "Confidence −0.05", "[", "&Detection", MainWindow.conf_down),
+    ActionSpec("conf_up", "Confidence +0.05", "]", "&Detection", MainWindow.conf_up),
+    ActionSpec("open_model", "Load &model file…", "Ctrl+M", "&Detection", MainWindow.choose_model_file),
+    ActionSpec("refresh_models", "Refresh model list", None, "&Detection", MainWindow.refresh_models),
+    ActionSpec("training", "&Fine-tune…", "Ctrl+Shift+F", "&Training", MainWindow.set_training_visible,
+               checkable=True, toolbar=True, tip="Fine-tune a model on a labelled folder"),
+    ActionSpec("fullscreen", "&Full screen", "F11", "&View", MainWindow.set_fullscreen, checkable=True),
+    ActionSpec("shortcuts", "&Keyboard shortcuts", "F1", "&Help", MainWindow.show_shortcuts),
+)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model_store import DEFAULT_MODEL, RANDOM_WARNING, resolve_model
 from runtime.predictor import Predictor
+
+from ..model_store import DEFAULT_MODEL, RANDOM_WARNING, resolve_model
 
 
 @dataclass

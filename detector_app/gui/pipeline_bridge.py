@@ -91,5 +91,3 @@ class PipelineBridge(QObject):
         self.retire()
         return self.join_retired(timeout)
 
-    def emit_event(self, kind: str, message: str) -> None:
-        self.event.emit(CaptureEvent(kind, message))

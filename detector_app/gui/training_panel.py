@@ -18,19 +18,46 @@ import time
 from pathlib import Path
 
 from PyQt5.QtCore import QTimer, pyqtSignal
-from PyQt5.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                             QListWidget, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea,
-                             QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..model_registry import RegistryError, list_models, register_model
 from ..settings import Settings
 from ..writers import OutputError
 from .outputs import default_output_dir
+from .training_commands import check_data_command, data_summary, resume_command, train_command
 from .training_plots import TrainingPlots
 from .training_process import CommandProcess
-from .training_commands import check_data_command, data_summary, resume_command, train_command
-from .training_progress import (PROGRESS_FILE, SUMMARY_FILE, ProgressReader, TrainingState, ap_rows, can_resume,
-                                evaluation_rows, read_yaml, run_model)
+from .training_progress import (
+    PROGRESS_FILE,
+    SUMMARY_FILE,
+    ProgressReader,
+    TrainingState,
+    TrainingStatus,
+    ap_rows,
+    can_resume,
+    evaluation_rows,
+    read_yaml,
+    run_model,
+)
 
 POLL_MS = 500
 NEW_MODEL = "(new model from the ImageNet backbone)"
@@ -281,7 +308,7 @@ class TrainingPanel(QScrollArea):
             return False
         self.run_path, self.model_path = run_dir, None
         self.run.run_dir.setText(str(run_dir))
-        self.state = TrainingState(status="starting")
+        self.state = TrainingState(status=TrainingStatus.STARTING)
         self._reader = ProgressReader(run_dir / PROGRESS_FILE)
         self._skip_old_progress()
         self.result.use_button.setEnabled(False)
@@ -300,7 +327,7 @@ class TrainingPanel(QScrollArea):
         the whole run, but its final event does not count as this session's end."""
         for record in self._reader.read():
             self.state.apply(record)
-        self.state.status = "starting"
+        self.state.status = TrainingStatus.STARTING
 
     def cancel_training(self) -> None:
         if self.trainer.running:
@@ -321,7 +348,7 @@ class TrainingPanel(QScrollArea):
         steps = f", step {state.step}/{state.steps}" if state.steps else ""
         loss = f", loss {state.loss:.3f}" if isinstance(state.loss, (int, float)) else ""
         self.run.progress.setFormat(f"{epochs}{steps}" or "%p%")
-        if state.status in ("running", "starting"):
+        if state.status in (TrainingStatus.RUNNING, TrainingStatus.STARTING):
             self.run.status.setText(f"{state.message or 'running'}{loss}")
         self.plots.show_state(state)
 
@@ -330,10 +357,12 @@ class TrainingPanel(QScrollArea):
         self._poll_progress()
         self.run.set_running(False)
         self.run.run_dir.clear()  # Start makes a new run next time; Resume continues this one
-        status = self.state.status if self.state.status in ("done", "stopped", "error") else None
+        status = self.state.status if self.state.status.ended else None
         if status is None:
-            status = "done" if code == 0 and not crashed else ("stopped" if code == 130 else "error")
-        handlers = {"done": self._finished_done, "stopped": self._finished_stopped, "error": self._finished_error}
+            status = (TrainingStatus.DONE if code == 0 and not crashed
+                      else TrainingStatus.STOPPED if code == 130 else TrainingStatus.ERROR)
+        handlers = {TrainingStatus.DONE: self._finished_done, TrainingStatus.STOPPED: self._finished_stopped,
+                    TrainingStatus.ERROR: self._finished_error}
         handlers[status](code)
 
     def _finished_done(self, code: int) -> None:

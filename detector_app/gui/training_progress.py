@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-
 
 PROGRESS_FILE = "progress.jsonl"
 SUMMARY_FILE = "summary.yaml"
@@ -32,12 +32,27 @@ def _first(record: dict[str, Any], *keys: str) -> Any:
     return next((record[k] for k in keys if record.get(k) is not None), None)
 
 
+class TrainingStatus(StrEnum):
+    """Where a training run shown in the panel is."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    RUNNING = "running"
+    DONE = "done"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+    @property
+    def ended(self) -> bool:
+        return self in (TrainingStatus.DONE, TrainingStatus.STOPPED, TrainingStatus.ERROR)
+
+
 @dataclass
 class TrainingState:
     """What is known about a run. ``history``: one dict per finished epoch (epoch,
     train_loss, val_loss, val_map, ...); ``status``: idle, running, done, stopped, error."""
 
-    status: str = "idle"
+    status: TrainingStatus = TrainingStatus.IDLE
     epoch: int = 0
     epochs: int | None = None
     step: int = 0
@@ -72,7 +87,7 @@ class TrainingState:
 
 
 def _on_start(state: TrainingState, record: dict[str, Any]) -> None:
-    state.status = "running"
+    state.status = TrainingStatus.RUNNING
     state.epochs = _first(record, "epochs", "total_epochs") or state.epochs
     state.epoch = int(_first(record, "epoch", "start_epoch") or state.epoch or 0)
     resumed = " (resumed)" if record.get("resumed") else ""
@@ -80,7 +95,7 @@ def _on_start(state: TrainingState, record: dict[str, Any]) -> None:
 
 
 def _on_step(state: TrainingState, record: dict[str, Any]) -> None:
-    state.status = "running"
+    state.status = TrainingStatus.RUNNING
     state.epoch = int(_first(record, "epoch") or state.epoch)
     state.epochs = _first(record, "epochs") or state.epochs
     state.step = int(_first(record, "step") or 0)
@@ -91,7 +106,7 @@ def _on_step(state: TrainingState, record: dict[str, Any]) -> None:
 
 
 def _on_epoch(state: TrainingState, record: dict[str, Any]) -> None:
-    state.status = "running"
+    state.status = TrainingStatus.RUNNING
     epoch = int(_first(record, "epoch") or len(state.history) + 1)
     state.epoch, state.step = epoch, 0
     state.epochs = _first(record, "epochs") or state.epochs
@@ -102,7 +117,7 @@ def _on_epoch(state: TrainingState, record: dict[str, Any]) -> None:
     state.message = f"epoch {epoch}" + (f" of {state.epochs}" if state.epochs else "")
 
 
-def _on_end(status: str) -> Callable[[TrainingState, dict[str, Any]], None]:
+def _on_end(status: TrainingStatus) -> Callable[[TrainingState, dict[str, Any]], None]:
     def handle(state: TrainingState, record: dict[str, Any]) -> None:
         state.status = status
         state.message = str(_first(record, "message", "reason", "error") or status)
@@ -110,13 +125,15 @@ def _on_end(status: str) -> Callable[[TrainingState, dict[str, Any]], None]:
     return handle
 
 
+# Keyed by the ``event`` field of progress.jsonl as the trainer writes it (its ProgressEvent
+# values; the file is the contract between the two processes, so no import of the trainer).
 EVENT_HANDLERS: dict[str, Callable[[TrainingState, dict[str, Any]], None]] = {
     "start": _on_start,
     "step": _on_step,
     "epoch": _on_epoch,
-    "done": _on_end("done"),
-    "stopped": _on_end("stopped"),
-    "error": _on_end("error"),
+    "done": _on_end(TrainingStatus.DONE),
+    "stopped": _on_end(TrainingStatus.STOPPED),
+    "error": _on_end(TrainingStatus.ERROR),
 }
 
 

@@ -16,16 +16,17 @@ Blobs keep Caffe's layout: convolution weights (out, in / group, kh, kw), biases
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..atomic import write_bytes_atomic
 from . import wire
 from .errors import CaffemodelError
-from .prototxt import Message, load as load_prototxt
+from .prototxt import Message
+from .prototxt import load as load_prototxt
 
 # NetParameter
 NET_NAME, NET_LAYERS_V1, NET_LAYER = 1, 2, 100
@@ -215,15 +216,4 @@ def write_caffemodel(path: str | os.PathLike, blobs: Mapping[str, Sequence[np.nd
     OpenCV-DNN and Caffe match weights to the prototxt's layers by name, so the file lists the
     prototxt's layers (name, type, bottom, top) and each one's blobs.
     """
-    path = Path(path)
-    data = encode_caffemodel(blobs, prototxt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, encode_caffemodel(blobs, prototxt))

@@ -180,7 +180,7 @@ class Heads:
     """The heads as spec fields, and where their convolutions' weights go."""
 
     heads: tuple[HeadSpec, ...]
-    variances: tuple[float, float, float, float]
+    variances: tuple[float, ...]  # four
     kernel_size: int
     convs: list[ConvMapping]
 

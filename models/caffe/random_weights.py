@@ -26,7 +26,8 @@ import numpy as np
 from .caffemodel import write_caffemodel
 from .errors import NetworkMismatchError
 from .net import ConvParams, Layer, input_blob, net_layers
-from .prototxt import Message, load as load_prototxt
+from .prototxt import Message
+from .prototxt import load as load_prototxt
 
 BIAS_STD = 0.05
 HEAD_GAIN = 3.0

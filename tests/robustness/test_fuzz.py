@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from runtime.images import ImageFormatError, to_bgr8
 from models import PostprocessConfig, select_detections
 from models.box_coder import decode
+from runtime.images import ImageFormatError, to_bgr8
 from trainer.cleaning import clean_objects
 from trainer.voc_xml import Annotation, AnnotationError, parse_annotation_bytes
 

@@ -34,11 +34,11 @@ class FailsOnce:
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
-    def predict(self, image):
+    def run(self, frames, keep_raw=False):
         self.calls += 1
         if self.calls == self.fail_at:
             raise RuntimeError("simulated failure inside the model")
-        return self._inner.predict(image)
+        return self._inner.run(frames, keep_raw=keep_raw)
 
 
 def test_detection_failing_on_one_frame_is_shown_and_the_stream_goes_on(qtbot, window, clip, dog_predictor):

@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from trainer_helpers import make_voc_folder
 
 import main
