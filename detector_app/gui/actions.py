@@ -7,6 +7,7 @@ action is one row and one method (no chain of ifs over action names).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -38,7 +39,7 @@ def build_actions(window: QMainWindow, toolbar: QToolBar, specs: Sequence[Action
         action.setToolTip(f"{spec.tip} ({spec.shortcut})" if spec.tip and spec.shortcut else spec.tip or spec.text)
         action.setStatusTip(spec.tip)
         action.setCheckable(spec.checkable)
-        slot = spec.slot.__get__(window)  # bound to this window
+        slot = functools.partial(spec.slot, window)  # bound to this window
         if spec.checkable:
             action.toggled.connect(slot)
         else:
