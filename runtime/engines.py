@@ -157,54 +157,146 @@ def convert_to_litert(model: SSDModel, quantise: str | None = None) -> bytes:
     return keras_to_litert(build_inference_model(model), quantise)
 
 
-def _convert_file(model_path: str, out_path: str, quantise: str = "") -> None:
-    """Child-process entry of :func:`convert_in_child`: model file in, LiteRT file out."""
+def _convert_file(model_path: str, out_path: str, quantise: str = "", parent_pid: str = "") -> None:
+    """Child-process entry of :class:`ChildConversion`: model file in, LiteRT file out.
+
+    The child watches its parent: if the app ends (closed, killed) while it converts, it
+    removes its folder and exits instead of running on for a minute.
+    """
+    import threading
+    import time
+
+    # The parent's pid comes from the parent: by the time this runs (after a TensorFlow
+    # import) the parent may be gone already, and os.getppid() would name the adopter.
+    parent = int(parent_pid) if parent_pid else os.getppid()
+
+    def orphaned() -> bool:
+        return os.getppid() != parent
+
+    def leave() -> None:
+        import shutil
+
+        shutil.rmtree(Path(out_path).parent, ignore_errors=True)
+        os._exit(3)
+
+    def watch_parent() -> None:
+        while True:
+            if orphaned():  # re-parented: the app is gone
+                leave()
+            time.sleep(0.5)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     from models.model_file import load_model
 
-    Path(out_path).write_bytes(convert_to_litert(load_model(model_path), quantise or None))
+    data = convert_to_litert(load_model(model_path), quantise or None)
+    if orphaned():
+        leave()
+    write_bytes_atomic(out_path, data)
+
+
+class ChildConversion:
+    """:func:`convert_to_litert` in a child Python process, cancellable.
+
+    The converter holds the GIL for seconds (tens on a busy machine); a GUI that converts on
+    a worker thread would freeze meanwhile. The child costs a TensorFlow import, but the
+    caller's threads keep running. :meth:`cancel` kills the child and removes its temporary
+    folder; so does the end of the parent process (the child watches for it).
+    """
+
+    def __init__(self, model: SSDModel, quantise: str | None = None):
+        import subprocess
+        import sys
+
+        from models.model_file import save_model
+
+        self.quantise = quantise
+        self._tmp = tempfile.mkdtemp(prefix="litert-")
+        self._out = Path(self._tmp) / "model.tflite"
+        self.cancelled = False
+        try:
+            src = save_model(model, Path(self._tmp) / "model.keras")
+            code = ("import sys; from runtime.engines import _convert_file; "
+                    "_convert_file(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4])")
+            self._proc = subprocess.Popen([sys.executable, "-c", code, str(src), str(self._out), quantise or "",
+                                           str(os.getpid())],
+                                          cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, text=True)
+        except BaseException:
+            self._cleanup()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
+    def folder(self) -> Path:
+        return Path(self._tmp)
+
+    def result(self, timeout_s: float = 600) -> bytes:
+        """Wait for the child; the converted graph. Raises RuntimeError naming the failure
+        (or the cancellation)."""
+        import subprocess
+
+        try:
+            _, err = self._proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.cancel()
+            raise RuntimeError(f"LiteRT conversion in a child process took more than {timeout_s:.0f} s") from None
+        try:
+            if self.cancelled:
+                raise RuntimeError("LiteRT conversion cancelled")
+            if self._proc.returncode != 0 or not self._out.exists():
+                tail = (err or "").strip().splitlines()[-1:] or ["no output"]
+                raise RuntimeError(f"LiteRT conversion in a child process failed: {tail[0]}")
+            return self._out.read_bytes()
+        finally:
+            self._cleanup()
+
+    def cancel(self) -> None:
+        """Kill the child (if running) and remove its files; :meth:`result` then raises."""
+        self.cancelled = True
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        import shutil
+
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def convert_in_child(model: SSDModel, timeout_s: float = 600, quantise: str | None = None) -> bytes:
-    """:func:`convert_to_litert` in a child Python process.
+    """:func:`convert_to_litert` in a child Python process (see :class:`ChildConversion`)."""
+    return ChildConversion(model, quantise).result(timeout_s)
 
-    The converter holds the GIL for seconds; a GUI that loads a model on a worker thread would
-    freeze meanwhile. The child costs a TensorFlow import, but the caller's threads keep running.
-    """
-    import subprocess
-    import sys
 
-    from models.model_file import save_model
+def litert_cache_path(model: SSDModel, quantise: str | None = None) -> Path:
+    """Where the converted graph of this exact model is cached."""
+    import tensorflow as tf
 
-    root = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory(prefix="litert-") as tmp:
-        src = save_model(model, Path(tmp) / "model.keras")
-        out = Path(tmp) / "model.tflite"
-        code = ("import sys; from runtime.engines import _convert_file; "
-                "_convert_file(sys.argv[1], sys.argv[2], sys.argv[3])")
-        proc = subprocess.run([sys.executable, "-c", code, str(src), str(out), quantise or ""], cwd=root,
-                              capture_output=True, text=True, timeout=timeout_s)
-        if proc.returncode != 0 or not out.exists():
-            tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
-            raise RuntimeError(f"LiteRT conversion in a child process failed: {tail[0]}")
-        return out.read_bytes()
+    kind = f"-{quantise}" if quantise else ""
+    return cache_dir() / "litert" / f"{model_digest(model)}-tf{tf.__version__}-f{LITERT_FORMAT}{kind}.tflite"
+
+
+def store_litert(path: Path, data: bytes) -> None:
+    try:
+        write_bytes_atomic(path, data)
+    except OSError as exc:  # a read-only cache only costs the conversion next time
+        log.warning("could not cache the LiteRT model in %s: %s", path.parent, exc)
 
 
 def litert_bytes(model: SSDModel, in_child: bool = False, quantise: str | None = None) -> bytes:
     """The converted graph, from the cache when this exact model was converted before.
 
-    ``in_child``: convert in a child process (see :func:`convert_in_child`).
+    ``in_child``: convert in a child process (see :class:`ChildConversion`).
     """
-    import tensorflow as tf
-
-    kind = f"-{quantise}" if quantise else ""
-    path = cache_dir() / "litert" / f"{model_digest(model)}-tf{tf.__version__}-f{LITERT_FORMAT}{kind}.tflite"
+    path = litert_cache_path(model, quantise)
     if path.exists():
         return path.read_bytes()
     data = (convert_in_child(model, quantise=quantise) if in_child else convert_to_litert(model, quantise))
-    try:
-        write_bytes_atomic(path, data)
-    except OSError as exc:  # a read-only cache only costs the conversion next time
-        log.warning("could not cache the LiteRT model in %s: %s", path.parent, exc)
+    store_litert(path, data)
     return data
 
 
@@ -217,10 +309,14 @@ def litert_engine(model: SSDModel, threads: int | None = None, convert_in_child:
                   quantise: str | None = None) -> InferFn:
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("the litert engine converts with TensorFlow; use the keras engine on other backends")
+    return litert_runner(litert_bytes(model, convert_in_child, quantise), model.spec.input_size, threads)
+
+
+def litert_runner(content: bytes, input_size: tuple[int, int], threads: int | None = None) -> InferFn:
+    """An engine over a converted graph: an XNNPACK interpreter, warmed up once."""
     from ai_edge_litert.interpreter import Interpreter
 
-    content = litert_bytes(model, convert_in_child, quantise)
-    h, w = model.spec.input_size
+    h, w = input_size
     with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate on fd 2 at the first call
         interpreter = Interpreter(model_content=content, num_threads=threads or usable_cpus())
         runner = interpreter.get_signature_runner()
@@ -272,13 +368,20 @@ def auto_engine() -> str:
     return "litert"
 
 
+def resolve_engine(name: str = "auto") -> str:
+    """The engine ``auto`` stands for: ``DETECTOR_ENGINE`` if the user set it, else the best
+    here (:func:`auto_engine`). A named engine is kept (the trainer's validation must run the
+    live weights through ``keras`` whatever the user's choice for the app)."""
+    if name != "auto":
+        return name
+    return os.environ.get("DETECTOR_ENGINE") or auto_engine()
+
+
 def make_engine(model: SSDModel, name: str = "auto", convert_in_child: bool = False) -> tuple[str, InferFn]:
     """The engine ``name`` (or the best one for ``auto``), falling back to ``keras`` with a
     warning if LiteRT conversion fails (the app must keep working). ``convert_in_child``:
     convert in a child process (for callers whose other threads must keep running)."""
-    name = os.environ.get("DETECTOR_ENGINE", name)
-    if name == "auto":
-        name = auto_engine()
+    name = resolve_engine(name)
     if name not in ENGINES:
         raise ValueError(f"unknown engine {name!r}; use one of {sorted(ENGINES)} or 'auto'")
     if name.startswith("litert"):

@@ -28,6 +28,7 @@ from PyQt5.QtWidgets import (
 )
 
 from models.model_file import ModelFileError
+from runtime.predictor import EngineUpgrade
 
 from ..capture import CaptureEvent, CaptureState, EventKind
 from ..model_registry import RegistryError, register_model
@@ -85,6 +86,8 @@ class MainWindow(QMainWindow):
         self._tokens = {"model": 0, "source": 0}
         self._at_end = False
         self._closed = False
+        self._upgrade: EngineUpgrade | None = None  # a LiteRT conversion in progress
+        self.engine_note = ""  # shown in the status bar while the model runs on a stand-in engine
         self._build_ui(registry)
         self.outputs = Outputs(self.report, self.settings.output_dir, self)
         self.actions_by_name = build_actions(self, self.toolbar, ACTIONS)
@@ -230,14 +233,48 @@ class MainWindow(QMainWindow):
         self.class_filter.set_classes(predictor.class_names, self.settings.hidden_classes)
         self.model_picker.set_current(loaded.path, None if loaded.path else predictor.source)
         self.model_picker.set_state(f"{len(predictor.class_names)} classes; {predictor.device}")
-        self.device_label.setText(f"device: {predictor.device}")
+        self.device_label.setText(self._device_text(predictor.device))
         self.settings.model = loaded.path if loaded.path and Path(loaded.path) != DEFAULT_MODEL else None
         self.view.set_placeholder("Open a video, images, a camera or a stream (or drop a file here)")
         self.statusBar().showMessage(f"model ready: {predictor.source}", 5000)
         if loaded.warning:
             self.messages.show_message(loaded.warning, "warning")
         self._refresh_if_paused()
+        self._start_upgrade(loaded)
         self.modelReady.emit(predictor.source)
+
+    def _device_text(self, device: str) -> str:
+        engine = getattr(self.loaded.predictor, "engine", "") if self.loaded else ""
+        note = ", LiteRT being prepared" if self._upgrade is not None else ""
+        return f"device: {device}" + (f" ({engine} engine{note})" if engine else "")
+
+    def _start_upgrade(self, loaded: LoadedModel) -> None:
+        """First launch of a model: it detects on the compiled Keras graph while LiteRT is
+        converted in a child process; then the predictor switches engines between frames."""
+        if self._upgrade is not None and self._upgrade is not loaded.upgrade:
+            self._upgrade.cancel()  # a model replaced mid-conversion: its conversion is moot
+        self._upgrade = loaded.upgrade
+        if loaded.upgrade is None:
+            return
+        upgrade = loaded.upgrade
+        self.engine_note = "compiled Keras graph; preparing the faster LiteRT engine (first launch of this model)"
+        self.statusBar().showMessage(f"detecting now with the {self.engine_note}…", 10000)
+        self.tasks.run("litert-conversion", upgrade.run, lambda name: self._upgraded(upgrade, name),
+                       lambda exc: self._upgrade_failed(upgrade, exc))
+
+    def _upgraded(self, upgrade, name: str) -> None:
+        if upgrade is self._upgrade:
+            self._upgrade = None
+            self.engine_note = ""
+        self.statusBar().showMessage(f"switched to the {name} engine: the same detections, faster", 8000)
+
+    def _upgrade_failed(self, upgrade, exc: Exception) -> None:
+        if upgrade is not self._upgrade or upgrade.conversion.cancelled:
+            return
+        self._upgrade = None
+        self.engine_note = ""
+        self.report(f"The LiteRT engine could not be prepared ({exc}); detection goes on with the compiled "
+                    "Keras graph", "warning")
 
     def _model_failed(self, path: str | None, exc: Exception, token: int) -> None:
         reason = str(exc) if isinstance(exc, ModelFileError) else f"{path}: {type(exc).__name__}: {exc}"
@@ -404,7 +441,7 @@ class MainWindow(QMainWindow):
         figures = self.meter.figures()
         self.stats_label.setText(status_text(stats, figures))
         self.stats_label.setToolTip(status_tooltip(stats, figures))
-        self.device_label.setText(f"device: {stats.device}")
+        self.device_label.setText(self._device_text(stats.device))
         if stats.state == CaptureState.RECONNECTING:
             self.statusBar().showMessage(f"{pipeline.source.name}: reconnecting…", STATUS_MS * 2)
 
@@ -561,6 +598,8 @@ class MainWindow(QMainWindow):
         self._closed = True
         self._status_timer.stop()
         self.outputs.detach()
+        if self._upgrade is not None:  # the converter child ends with the app, its files too
+            self._upgrade.cancel()
         self.bridge.shutdown()
         self.training.shutdown()
         self.tasks.close()
