@@ -4,6 +4,7 @@ training progress, status text."""
 from __future__ import annotations
 
 import json
+import threading
 import xml.etree.ElementTree as ET
 
 import cv2
@@ -147,10 +148,11 @@ def test_recorder_keeps_the_source_clock(tmp_path):
     recorder = StreamRecorder(tmp_path / "rec.avi", fps=10)
     for index, time_s in ((0, 0.0), (1, 0.1), (2, 0.5), (3, 0.6)):  # frames 0.2-0.4 s were dropped
         recorder(result(index, time_s, None))
+    assert recorder.close() == tmp_path / "rec.avi"  # the writer thread drains its queue first
     assert recorder.frames == 7  # 0.0, 0.1, then 0.2-0.5 repeated, 0.6
-    assert recorder.close() == tmp_path / "rec.avi"
     assert count_frames(tmp_path / "rec.avi") == 7
     recorder(result(4, 0.7, None))  # after close: ignored
+    assert not [t for t in threading.enumerate() if t.name == "recording-writer"]
     empty = StreamRecorder(tmp_path / "none.avi", fps=None)
     assert empty.fps == 25.0 and empty.close() is None and not (tmp_path / "none.avi").exists()
 
@@ -225,3 +227,29 @@ def test_status_text_names_every_figure():
     text = status_text(stats, meter.figures())
     for part in ("capture 25.0", "inference 24.0", "display", "dropped 1", "latency 50/50 ms", "inf 20.0", "draw 0.5"):
         assert part in text
+
+
+def test_recorder_encodes_off_the_calling_thread(tmp_path, monkeypatch):
+    """The inference worker only queues: with the encoder blocked, its calls still return, and
+    the frames are written (in order) once the encoder runs; past the queue's size frames are
+    left out rather than stalling the worker."""
+    from detector_app.gui import recording
+    from detector_app.writers import VideoRecorder
+
+    release, writing_threads = threading.Event(), set()
+    original = VideoRecorder.write
+
+    def slow_write(self, image):
+        writing_threads.add(threading.current_thread().name)
+        release.wait(30)
+        return original(self, image)
+
+    monkeypatch.setattr(VideoRecorder, "write", slow_write)
+    recorder = StreamRecorder(tmp_path / "rec.avi", fps=10)
+    for index in range(recording.QUEUE_FRAMES + 6):  # one taken by the blocked writer, then the queue fills
+        recorder(result(index, index / 10, None))
+    assert recorder.frames == 0 and recorder.left_out >= 4
+    release.set()
+    assert recorder.close() == tmp_path / "rec.avi"
+    assert writing_threads == {"recording-writer"}
+    assert recorder.frames == count_frames(tmp_path / "rec.avi") >= recording.QUEUE_FRAMES
