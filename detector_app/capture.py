@@ -441,8 +441,15 @@ class CaptureThread:
         with self._cond:
             while not self._stop.is_set():
                 if self._ctl.seek_to is not None:
-                    self.source.seek(self._ctl.seek_to)
-                    self._ctl.seek_to = None
+                    target, self._ctl.seek_to = self._ctl.seek_to, None
+                    # A seek decodes from the previous key frame (can take a second): not under
+                    # the lock that stats() and the GUI's controls take.
+                    self._cond.release()
+                    try:
+                        self.source.seek(target)
+                    finally:
+                        self._cond.acquire()
+                    continue  # the controls may have changed meanwhile
                 if not self._ctl.paused:
                     self._state = CaptureState.RUNNING if self._state != CaptureState.RECONNECTING else self._state
                     return self._ctl.generation

@@ -218,6 +218,38 @@ def test_pause_step_and_seek():
     assert capture.stop(5)
 
 
+def test_a_slow_seek_does_not_hold_the_lock_figures_are_read_under():
+    """A seek decodes from the previous key frame (up to seconds on long GOPs): the GUI reads
+    figures and sends controls meanwhile, so the capture thread must not seek under its lock."""
+
+    class SlowSeek(FakeFile):
+        def __init__(self):
+            super().__init__(count=40)
+            self.entered, self.release = threading.Event(), threading.Event()
+
+        def seek(self, index):
+            self.entered.set()
+            self.release.wait(30)
+            super().seek(index)
+
+    source = SlowSeek()
+    capture = CaptureThread(source, hold_at_end=True)
+    capture.pause()
+    capture.start()
+    capture.seek(30)
+    assert source.entered.wait(10)
+    answered = []
+    reader = threading.Thread(target=lambda: answered.append((capture.stats(), capture.paused)))
+    reader.start()
+    reader.join(10)
+    still_seeking = not source.release.is_set()
+    source.release.set()
+    assert answered and still_seeking, "stats() and the controls answered while the seek ran"
+    capture.step()
+    assert capture.get(timeout=5).frame.index == 30
+    assert capture.stop(5)
+
+
 def test_stop_while_blocked_on_a_full_queue():
     capture = CaptureThread(FakeFile(count=1000))
     capture.start()
