@@ -261,7 +261,9 @@ class CaptureThread:
     ``realtime``: pace a file at its FPS (live sources are always paced by the device).
     ``hold_at_end``: at the end of a seekable source, wait for a seek (or stop) instead of
     ending the thread, as a player does. ``backoff``: reconnection delays for live sources.
-    ``on_event`` is called from the capture thread.
+    ``lossless``: never replace a queued frame, also from a live source (the capture thread
+    waits, as ``detect`` wants: every frame the device delivers is detected). ``on_event`` is
+    called from the capture thread.
     """
 
     def __init__(
@@ -272,8 +274,10 @@ class CaptureThread:
         hold_at_end: bool = False,
         backoff: Backoff | None = None,
         capacity: int = 1,
+        lossless: bool = False,
     ):
         self.source = source
+        self.lossless = lossless
         self.queue = FrameQueue(capacity)
         self.hold_at_end = hold_at_end and source.seekable
         self.backoff = backoff or Backoff()
@@ -496,7 +500,7 @@ class CaptureThread:
         return None if self._stop.is_set() else anchor
 
     def _newest_wins(self) -> bool:
-        return self.source.is_live or self.realtime
+        return not self.lossless and (self.source.is_live or self.realtime)
 
     def _deliver(self, item: CapturedFrame) -> None:
         if self._newest_wins():
@@ -547,8 +551,9 @@ class CaptureThread:
             if self.backoff.max_attempts is not None and attempt > self.backoff.max_attempts:
                 return False
             delay = self.backoff.delay(attempt)
+            of = f" of {self.backoff.max_attempts}" if self.backoff.max_attempts is not None else ""
             self._emit(EventKind.RECONNECTING, f"{self.source.name}: no frames (disconnected?); "
-                                       f"reconnecting in {delay:.1f} s (attempt {attempt})")
+                                               f"reconnecting in {delay:.1f} s (attempt {attempt}{of})")
             if self._stop.wait(delay):
                 return False
             if self._try_reopen():

@@ -123,7 +123,7 @@ def run_detect(args: argparse.Namespace) -> int:
         try:
             with _sigterm_as_interrupt():
                 summary = run_detection(source, predictor, args.out, args.json_out, args.max_frames,
-                                        progress=not args.no_progress)
+                                        progress=not args.no_progress, on_event=_print_event)
         except OutputError as exc:
             return _error(str(exc))
     warnings.extend(summary.warnings)
@@ -147,6 +147,16 @@ def run_detect(args: argparse.Namespace) -> int:
         if path:
             print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _print_event(event) -> None:
+    """A pipeline event during ``detect``, as one stderr line (the source's own warnings are
+    printed by its ``on_warning``; the end of a file is no news)."""
+    from .capture import EventKind
+
+    if event.kind in (EventKind.WARNING, EventKind.END, EventKind.MODEL):
+        return
+    print(f"warning: {shown(event.message)}", file=sys.stderr)
 
 
 # -- info -------------------------------------------------------------------------------

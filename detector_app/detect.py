@@ -11,8 +11,8 @@ from typing import Callable
 
 from runtime.predictor import Predictor
 
-from .capture import Backoff
-from .overlay import draw_detections
+from .capture import Backoff, CaptureEvent
+from .pipeline import FrameResult, HeadlessPipeline
 from .sources import FrameSource
 from .writers import JsonlWriter, OutputError, VideoRecorder
 
@@ -57,16 +57,21 @@ def run_detection(
     progress: bool = True,
     on_frame: Callable | None = None,
     backoff: Backoff | None = None,
+    on_event: Callable[[CaptureEvent], None] | None = None,
 ) -> DetectSummary:
     """Detect in every frame of ``source``; write the annotated video and JSON Lines if asked.
+
+    Runs the app's :class:`~detector_app.pipeline.HeadlessPipeline` in its lossless mode (no
+    frame replaced, also from a live source; no pacing), so ``detect`` and the GUI share the
+    capture thread, its reconnection with ``backoff`` (default :data:`LIVE_BACKOFF`), the
+    inference worker and the overlay. Outputs are written by a listener on the worker thread.
+    ``on_event`` hears the pipeline's events (reconnecting, a frame that failed, ...).
 
     Output files are committed (renamed into place) at the end; an error while writing keeps
     any earlier file of the same name. Ctrl-C (KeyboardInterrupt) ends a live source normally;
     on a file source it stops the run with ``summary.interrupted`` set, the frames done so far
     kept in ``NAME.partial.EXT`` (see :func:`detector_app.writers.partial_path`) and NAME
-    untouched. A live
-    source that stops delivering is reopened with ``backoff`` (default :data:`LIVE_BACKOFF`),
-    each attempt reported through the source's ``on_warning``.
+    untouched.
     """
     from tqdm import tqdm
 
@@ -78,37 +83,53 @@ def run_detection(
     video = VideoRecorder(out_video, source.fps) if out_video else None
     bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True,
                desc=Path(source.name).name or source.name)
+    failure: list[BaseException] = []  # a JSON Lines write that failed: the run stops
+    pipeline = HeadlessPipeline(source, predictor, realtime=False, draw=video is not None, lossless=True,
+                                backoff=backoff or LIVE_BACKOFF, on_event=on_event)
     start = time.perf_counter()
-    ok = False
-    try:
-        for frame in _frames(source, backoff or LIVE_BACKOFF):
-            dets = predictor.predict(frame.image)
-            summary.frames += 1
+
+    def consume(result: FrameResult) -> None:
+        nonlocal video
+        if failure:
+            return
+        frame, dets = result.frame, result.detections
+        summary.frames += 1
+        if dets is not None:
             summary.detections += len(dets)
             summary.per_class.update(dets.names)
-            if jsonl:
+        try:
+            if jsonl and dets is not None:
                 jsonl.write(frame.index, frame.time_s, dets, frame.meta.get("file"))
-            if video:
-                try:
-                    video.write(draw_detections(frame.image, dets))
-                except OutputError as exc:  # the video cannot be written: the JSON Lines still are
-                    summary.output_errors.append(str(exc))
-                    video.close(commit=False)
-                    video = None
-            if on_frame:
-                on_frame(frame, dets)
-            bar.update(1)
-            if summary.frames % 10 == 0:
-                bar.set_postfix(fps=f"{summary.frames / (time.perf_counter() - start):.1f}")
-            if max_frames is not None and summary.frames >= max_frames:
-                break
-        ok = True
+        except OutputError as exc:
+            failure.append(exc)
+            pipeline.stop(timeout=0)
+            return
+        if video:
+            try:
+                video.write(result.image)
+            except OutputError as exc:  # the video cannot be written: the JSON Lines still are
+                summary.output_errors.append(str(exc))
+                video.close(commit=False)
+                video = None
+        if on_frame:
+            on_frame(frame, dets)
+        bar.update(1)
+        if summary.frames % 10 == 0:
+            bar.set_postfix(fps=f"{summary.frames / (time.perf_counter() - start):.1f}")
+
+    pipeline.add_listener(consume)
+    ok = False
+    try:
+        pipeline.start(max_frames)
+        pipeline.wait()
+        ok = not failure
     except KeyboardInterrupt:
         # A live source has no end: Ctrl-C is how a user ends it, so its outputs are complete.
         # A file stopped early is not: its frames go to NAME.partial.EXT, NAME is left alone.
         ok = True
         summary.interrupted = not source.is_live
     finally:
+        pipeline.stop()
         bar.close()
         summary.seconds = time.perf_counter() - start
         summary.skipped = source.skipped
@@ -122,31 +143,6 @@ def run_detection(
                     continue
                 if kept is not None and summary.interrupted:
                     summary.partial_outputs.append(str(kept))
+    if failure:
+        raise failure[0]
     return summary
-
-
-def _frames(source: FrameSource, backoff: Backoff):
-    """The frames of ``source``; a live source that stops delivering is reopened first."""
-    while True:
-        frame = source.read()
-        if frame is not None:
-            yield frame
-        elif not source.is_live or not _reconnect(source, backoff):
-            return
-
-
-def _reconnect(source: FrameSource, backoff: Backoff) -> bool:
-    """Reopen a live source with back-off; True once it is open again."""
-    reopen = getattr(source, "reopen", None)
-    attempts = backoff.max_attempts or 1
-    for attempt in range(1, attempts + 1) if reopen is not None else ():
-        delay = backoff.delay(attempt)
-        source.on_warning(f"{source.name}: no frames (disconnected?); reconnecting in {delay:.1f} s "
-                          f"(attempt {attempt} of {attempts})")
-        time.sleep(delay)
-        if reopen():
-            source.on_warning(f"{source.name}: reconnected after {attempt} attempt(s)")
-            return True
-    source.on_warning(f"{source.name}: the source stopped delivering frames and could not be reconnected; "
-                      f"the run ends here")
-    return False

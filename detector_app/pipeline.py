@@ -162,6 +162,7 @@ class HeadlessPipeline:
         hold_at_end: bool = False,
         backoff: Backoff | None = None,
         keep_raw: bool = False,
+        lossless: bool = False,
     ):
         self.source = source
         self.draw = draw
@@ -186,7 +187,7 @@ class HeadlessPipeline:
         self._ended_at: float | None = None
         self._end: EndOfStream | None = None
         self.capture = CaptureThread(source, realtime=realtime, on_event=self._event,
-                                     hold_at_end=hold_at_end, backoff=backoff)
+                                     hold_at_end=hold_at_end, backoff=backoff, lossless=lossless)
         self._worker = threading.Thread(target=self._work, name="inference-worker", daemon=True)
 
     # -- life cycle -------------------------------------------------------------------------
