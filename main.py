@@ -33,6 +33,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(256 * 2**20))
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "gui": ("detector_app.cli", "gui", "open the desktop app (the default)"),
     "detect": ("detector_app.cli", "detect", "detect objects in a video, image, folder, camera or stream"),
+    "detect-many": ("detector_app.cli", "detect_many", "detect over many videos/folders, locally or on a Ray cluster"),
     "info": ("detector_app.cli", "info", "show what a model file holds (classes, layout, spec)"),
     "check-data": ("trainer.cli", "check_data", "check labelled VOC folders and report every problem"),
     "train": ("trainer.cli", "train", "train or fine-tune a detector on labelled VOC folders"),

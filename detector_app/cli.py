@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import sys
+from pathlib import Path
 
 
 def _error(message: str) -> int:
@@ -157,6 +158,71 @@ def _print_event(event) -> None:
     if event.kind in (EventKind.WARNING, EventKind.END, EventKind.MODEL):
         return
     print(f"warning: {shown(event.message)}", file=sys.stderr)
+
+
+# -- detect-many --------------------------------------------------------------------------
+
+def add_detect_many_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="video files, folders (each video; its images as one input) or .txt files listing them")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder: NAME.jsonl (+ NAME.mp4 with "
+                                                                    "--video) per input, summary.json")
+    parser.add_argument("--model", help="model file (default: the bundled model)")
+    parser.add_argument("--conf", type=float, default=0.5, help="confidence threshold (default 0.5)")
+    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
+    parser.add_argument("--classes", type=_class_list, help="only report these classes, comma-separated")
+    parser.add_argument("--video", action="store_true", help="also write each input's annotated video")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="Ray workers (each loads the model once; default: this machine's cores)")
+    parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                        help="a Ray cluster (ray://HOST:PORT or RAY_ADDRESS); default: a local Ray on this machine")
+    parser.add_argument("--retries", type=int, default=1, help="retries of an input whose worker died (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_detect_many(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from models.paths import is_inside
+
+    from .many import InputError, Settings, collect_inputs, make_jobs, run_many, write_summary
+    from .model_store import DEFAULT_MODEL
+
+    if not 0.0 <= args.conf < 1.0:
+        return _error(f"--conf must be at least 0 and below 1, got {args.conf:g}")
+    if not 0.0 < args.iou <= 1.0:
+        return _error(f"--iou must be above 0 and at most 1, got {args.iou:g}")
+    if args.workers < 1 or args.retries < 0:
+        return _error("--workers must be 1 or more and --retries 0 or more")
+    model = Path(args.model or DEFAULT_MODEL)
+    if not model.is_file():
+        return _error(f"{model}: no such model file")
+    try:
+        sources = collect_inputs(args.inputs)
+    except InputError as exc:
+        return _error(str(exc))
+    out = Path(args.out)
+    inside = [s for s in sources if Path(s).resolve() == out.resolve() or is_inside(out, s)]
+    if out.exists() and not out.is_dir() or inside:
+        return _error(f"--out {out}: must be a folder of its own (not an input, not inside one)")
+    settings = Settings(conf=args.conf, iou=args.iou, classes=tuple(args.classes) if args.classes else None,
+                        video=args.video, model_sha256=hashlib.sha256(model.read_bytes()).hexdigest())
+    jobs = make_jobs(sources)
+    print(f"{len(jobs)} inputs; model {model}; outputs in {out}", file=sys.stderr)
+    summary = run_many(jobs, out, str(model), settings, args.workers, args.address, args.retries,
+                       progress=not args.no_progress)
+    path = write_summary(out, summary, {"model": str(model.resolve()), "address": args.address or "local"})
+    for line in summary.lines():
+        print(shown(line), file=sys.stderr)
+    for failure in summary.failed:
+        reason = failure["reason"]
+        named = reason if failure["input"] in reason else f"{failure['input']}: {reason}"
+        print(f"failed: {shown(named)}", file=sys.stderr)
+    print(f"summary: {path}", file=sys.stderr)
+    if summary.interrupted:
+        print("interrupted: finished inputs are complete; the same command continues with the rest", file=sys.stderr)
+        return 130
+    return 1 if summary.failed else 0
 
 
 # -- info -------------------------------------------------------------------------------

@@ -301,7 +301,10 @@ def litert_bytes(model: SSDModel, in_child: bool = False, quantise: str | None =
 
 
 def usable_cpus() -> int:
-    """The cores this process may run on (LiteRT's interpreter defaults to one thread)."""
+    """The cores this process may run on (LiteRT's interpreter defaults to one thread), or
+    ``DETECTOR_THREADS`` (detect-many gives each of its workers its share)."""
+    if os.environ.get("DETECTOR_THREADS", "").isdigit() and int(os.environ["DETECTOR_THREADS"]) > 0:
+        return int(os.environ["DETECTOR_THREADS"])
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 

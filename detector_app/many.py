@@ -1,0 +1,395 @@
+"""``detect-many``: ``detect`` over a collection of videos and image folders, on Ray. Qt-free.
+
+Each input gets exactly the outputs ``detect`` writes for it (JSON Lines, optionally the
+annotated video), made by the same code (:func:`detector_app.detect.run_detection`, the
+runtime's predictor), plus a ``NAME.done.json`` written last; a run writes ``summary.json``.
+
+On Ray (``ray`` from PyPI): without an address a local Ray starts on this machine's cores;
+``--address`` / ``RAY_ADDRESS`` sends the same job to a cluster (inputs and the output folder
+must then be on storage every node sees; the model travels through Ray's object store). One
+task per input; a model is loaded once per worker (an actor), not per task; at most two tasks
+per worker are in flight, so a thousand inputs never sit in memory at once.
+
+Nothing lost: outputs are atomic (a killed worker leaves a temporary, removed by the next
+run); a re-run skips inputs whose ``done`` record matches the input (size and modification
+time), the model and the settings; a damaged input fails alone, named in the summary with its
+reason; an input whose worker died is retried on a fresh worker (``--retries``); Ctrl-C keeps
+every finished output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from models.atomic import write_text_atomic
+
+from .sources import IMAGE_EXTENSIONS
+
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+ROOT = Path(__file__).resolve().parents[1]
+# Tests make a worker die on purpose: it exits hard when it starts the input named in this
+# variable, once (a marker file beside the outputs records that it did).
+FAULT_ENV = "DETECTOR_MANY_CRASH_ON"
+
+
+class InputError(ValueError):
+    """An input argument that names nothing usable (the message names it)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input: ``source`` as ``detect`` takes it (a video file or a folder of images) and
+    ``name``, the stem of its outputs (unique in the run, stable across runs)."""
+
+    source: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What decides the outputs besides the input: part of every ``done`` record."""
+
+    conf: float = 0.5
+    iou: float = 0.45
+    classes: tuple[str, ...] | None = None
+    video: bool = False
+    model_sha256: str = ""
+
+
+@dataclass
+class RunSummary:
+    inputs: int = 0
+    skipped: int = 0  # complete from an earlier run
+    done: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)  # {"input", "reason"}
+    retried: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    workers: int = 0
+
+    @property
+    def frames(self) -> int:
+        return sum(r["frames"] for r in self.done)
+
+    def per_class(self) -> Counter:
+        total: Counter = Counter()
+        for record in self.done:
+            total.update(record["per_class"])
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": self.inputs, "done_now": len(self.done), "skipped_complete": self.skipped,
+            "failed": self.failed, "retried": self.retried, "frames": self.frames,
+            "detections_per_class": dict(self.per_class().most_common()), "wall_time_s": round(self.seconds, 2),
+            "frames_per_s": round(self.frames / self.seconds, 2) if self.seconds > 0 else 0.0,
+            "workers": self.workers, "interrupted": self.interrupted,
+            "outputs": [r["outputs"] for r in self.done],
+        }
+
+    def lines(self) -> list[str]:
+        fps = self.frames / self.seconds if self.seconds > 0 else 0.0
+        out = [f"{len(self.done)} inputs done now, {self.skipped} complete from before, {len(self.failed)} failed "
+               f"({self.inputs} in all); {self.frames} frames in {self.seconds:.1f} s ({fps:.1f} frames/s) "
+               f"on {self.workers} workers"]
+        if self.retried:
+            out.append(f"{self.retried} input(s) retried after a worker died")
+        if self.per_class():
+            out.append("per class: " + ", ".join(f"{c} {n}" for c, n in self.per_class().most_common()))
+        return out
+
+
+# -- inputs ----------------------------------------------------------------------------------
+
+def _has_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() for p in folder.iterdir())
+
+
+def collect_inputs(items: Iterable[str]) -> list[str]:
+    """Video files, folders (each video in it is an input; its images together are one), or
+    ``.txt`` files listing such paths (one per line, ``#`` comments). Order kept, duplicates
+    dropped. Raises :class:`InputError` naming an argument that is none of these."""
+    found: list[str] = []
+
+    def add(path: Path) -> None:
+        key = str(path.resolve())
+        if key not in seen:
+            seen.add(key)
+            found.append(str(path))
+
+    seen: set[str] = set()
+    for item in items:
+        path = Path(item)
+        if path.is_file() and path.suffix.lower() == ".txt":
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+            listed = [ln for ln in lines if ln and not ln.startswith("#")]
+            for entry in collect_inputs(str((path.parent / ln) if not Path(ln).is_absolute() else ln) for ln in listed):
+                add(Path(entry))
+        elif path.is_dir():
+            videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            for video in videos:
+                add(video)
+            if _has_images(path):
+                add(path)
+            if not videos and not _has_images(path):
+                raise InputError(f"{item}: a folder with no videos or images")
+        elif path.is_file():
+            if path.suffix.lower() not in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS:
+                raise InputError(f"{item}: not a video, an image, a folder or a .txt list")
+            add(path)
+        else:
+            raise InputError(f"{item}: no such file or folder")
+    return found
+
+
+def make_jobs(sources: Sequence[str]) -> list[Job]:
+    """Output stems: the input's name and 8 hex digits of its absolute path (two inputs named
+    alike in different folders do not collide; the same input gets the same name next run)."""
+    jobs = []
+    for source in sources:
+        path = Path(source).resolve()
+        digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in (path.stem or "input"))[:60]
+        jobs.append(Job(source, f"{stem}-{digest}"))
+    return jobs
+
+
+def fingerprint(source: str) -> dict[str, Any]:
+    """Size and modification time of the input (for a folder: of its images), to tell a
+    changed input from a complete one."""
+    path = Path(source)
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    stats = [p.stat() for p in files]
+    return {"files": len(stats), "bytes": sum(s.st_size for s in stats),
+            "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
+
+
+def output_paths(out_dir: Path, job: Job, video: bool) -> dict[str, Path]:
+    paths = {"jsonl": out_dir / f"{job.name}.jsonl", "done": out_dir / f"{job.name}.done.json"}
+    if video:
+        paths["video"] = out_dir / f"{job.name}.mp4"
+    return paths
+
+
+def is_complete(out_dir: Path, job: Job, settings: Settings) -> bool:
+    """True when an earlier run finished this input with these settings and it is unchanged."""
+    paths = output_paths(out_dir, job, settings.video)
+    try:
+        record = json.loads(paths["done"].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (record.get("settings") == settings_record(settings) and record.get("fingerprint") == fingerprint(job.source)
+            and all(p.exists() for k, p in paths.items() if k != "done"))
+
+
+def settings_record(settings: Settings) -> dict[str, Any]:
+    return {"conf": settings.conf, "iou": settings.iou, "classes": list(settings.classes or []) or None,
+            "video": settings.video, "model_sha256": settings.model_sha256}
+
+
+def remove_stale_temporaries(out_dir: Path) -> int:
+    """Temporaries of outputs a killed worker left (``.NAME.XXXX.partial.EXT``)."""
+    removed = 0
+    for stale in out_dir.glob(".*.partial.*"):
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+# -- one input (runs in a worker) -------------------------------------------------------------
+
+def detect_one(predictor, job: Job, out_dir: Path, settings: Settings) -> dict[str, Any]:
+    """``detect`` on one input into its outputs, then its ``done`` record. Returns the record;
+    raises InputError (the reason) when the input yields no frame."""
+    from .detect import run_detection
+    from .sources import open_source
+
+    paths = output_paths(out_dir, job, settings.video)
+    warnings: list[str] = []
+    started = time.perf_counter()
+    source = open_source(job.source, on_warning=warnings.append)
+    with source:
+        summary = run_detection(source, predictor, paths.get("video"), paths["jsonl"], progress=False,
+                                on_event=lambda e: warnings.append(e.message) if e.kind != "end" else None)
+    if summary.output_errors:
+        raise InputError("; ".join(summary.output_errors))
+    if summary.frames == 0:
+        raise InputError(f"no frame could be read ({'; '.join(warnings[-2:]) or 'nothing decodable'})")
+    record = {
+        "input": str(Path(job.source).resolve()), "name": job.name, "frames": summary.frames,
+        "detections": summary.detections, "per_class": dict(summary.per_class), "skipped_frames": summary.skipped,
+        "warnings": warnings[-20:], "seconds": round(time.perf_counter() - started, 3),
+        "fingerprint": fingerprint(job.source), "settings": settings_record(settings),
+        "outputs": {k: str(p) for k, p in paths.items() if k != "done"},
+    }
+    write_text_atomic(paths["done"], json.dumps(record, indent=1))
+    return record
+
+
+class DetectWorker:
+    """A Ray actor: one model loaded once, many inputs."""
+
+    def __init__(self, model_bytes: bytes, settings: Settings, threads: int):
+        os.environ["DETECTOR_THREADS"] = str(threads)
+        from models import PostprocessConfig
+        from models.model_file import load_model
+        from runtime.predictor import Predictor
+
+        with tempfile.TemporaryDirectory(prefix="detect-many-") as tmp:
+            path = Path(tmp) / "model.keras"
+            path.write_bytes(model_bytes)
+            model = load_model(path)
+        config = PostprocessConfig(conf_threshold=settings.conf, iou_threshold=settings.iou)
+        self.predictor = Predictor(model, config=config, classes=settings.classes, source="detect-many")
+        self.settings = settings
+
+    def run(self, job: Job, out_dir: str) -> dict[str, Any]:
+        crash_on = os.environ.get(FAULT_ENV)
+        if crash_on and Path(job.source).name == crash_on:
+            marker = Path(out_dir) / f".crashed-{job.name}"
+            if not marker.exists():
+                marker.write_text("a worker died here once (test fault)")
+                os._exit(1)
+        try:
+            return detect_one(self.predictor, job, Path(out_dir), self.settings)
+        except Exception as exc:  # an input that fails is named with its reason; the run goes on
+            # returned, not raised: the app's exception types need not survive Ray's pickling
+            return {"error": str(exc).strip().splitlines()[-1][:500] if str(exc).strip() else type(exc).__name__}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+# -- the run (the driver) -----------------------------------------------------------------------
+
+def _frame_totals(jobs: Sequence[Job]) -> int:
+    """Frames to do in all (for the progress bar); 0 where a count is unknown."""
+    import cv2
+
+    total = 0
+    for job in jobs:
+        path = Path(job.source)
+        if path.is_dir():
+            total += sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+            total += 1
+        else:
+            cap = cv2.VideoCapture(str(path))
+            total += max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
+            cap.release()
+    return total
+
+
+def start_ray(address: str | None, workers: int) -> None:
+    """Connect to ``address`` (a cluster), or start a local Ray with ``workers`` CPUs."""
+    import logging
+
+    import ray
+
+    env = {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "QT_QPA_PLATFORM": "offscreen"}
+    for name in (FAULT_ENV, "DETECTOR_CACHE_DIR", "OPENCV_IO_MAX_IMAGE_PIXELS"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    if address:
+        runtime_env: dict[str, Any] = {"working_dir": str(ROOT), "env_vars": env,
+                                       "excludes": [".git", "tests", "docs", "*.jsonl", "*.mp4", "*.avi"]}
+        ray.init(address=address, runtime_env=runtime_env, logging_level=logging.ERROR, log_to_driver=False)
+    else:
+        ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                 runtime_env={"env_vars": env})
+
+
+def run_many(jobs: Sequence[Job], out_dir: Path, model_path: str, settings: Settings, workers: int,
+             address: str | None = None, retries: int = 1, progress: bool = True) -> RunSummary:
+    """Every job not complete already, on ``workers`` Ray actors. See the module docstring."""
+    import ray
+    from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
+    from tqdm import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = RunSummary(inputs=len(jobs))
+    remove_stale_temporaries(out_dir)
+    todo = [job for job in jobs if not is_complete(out_dir, job, settings)]
+    summary.skipped = len(jobs) - len(todo)
+    started = time.perf_counter()
+    if not todo:
+        summary.seconds = time.perf_counter() - started
+        return summary
+    start_ray(address, workers)
+    try:
+        cpus = max(1, int(ray.cluster_resources().get("CPU", workers)))
+        count = max(1, min(workers, cpus, len(todo)))
+        threads = max(1, cpus // count) if not address else 1
+        summary.workers = count
+        actor_class = ray.remote(num_cpus=max(1, cpus // count) if not address else 1)(DetectWorker)
+        model_ref = ray.put(Path(model_path).read_bytes())
+
+        def new_actor():
+            return actor_class.remote(model_ref, settings, threads)
+
+        actors = [new_actor() for _ in range(count)]
+        idle = list(range(count))
+        pending = list(reversed(todo))  # pop() from the end keeps input order
+        attempts: Counter = Counter()
+        in_flight: dict[Any, tuple[Job, int]] = {}
+        bar = tqdm(total=_frame_totals(todo) or None, unit="frame", disable=not progress, file=sys.stderr,
+                   desc=f"{len(todo)} inputs", dynamic_ncols=True)
+        done_inputs = 0
+        try:
+            while pending or in_flight:
+                # Back-pressure: one task per idle worker; the rest wait as paths, not frames.
+                while pending and idle:
+                    slot = idle.pop()
+                    job = pending.pop()
+                    attempts[job] += 1
+                    in_flight[actors[slot].run.remote(job, str(out_dir))] = (job, slot)
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                ref = ready[0]
+                job, slot = in_flight.pop(ref)
+                try:
+                    record = ray.get(ref)
+                except (RayActorError, WorkerCrashedError) as exc:  # the worker died: a new one
+                    ray.kill(actors[slot], no_restart=True)
+                    actors[slot] = new_actor()
+                    if attempts[job] <= retries:
+                        summary.retried += 1
+                        pending.append(job)
+                    else:
+                        summary.failed.append({"input": job.source, "reason": f"the worker died ({type(exc).__name__})"})
+                except RayTaskError as exc:  # a failure outside detect_one (out of memory, ...)
+                    summary.failed.append({"input": job.source, "reason": str(exc).strip().splitlines()[-1][:500]})
+                else:
+                    if "error" in record:  # the input itself failed: named, the run goes on
+                        summary.failed.append({"input": job.source, "reason": record["error"]})
+                    else:
+                        summary.done.append(record)
+                        bar.update(record["frames"])
+                idle.append(slot)
+                done_inputs += 1
+                elapsed = time.perf_counter() - started
+                bar.set_postfix(inputs=f"{len(summary.done) + len(summary.failed)}/{len(todo)}",
+                                fps=f"{summary.frames / elapsed:.1f}" if elapsed > 0 else "0")
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            bar.close()
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
+    finally:
+        ray.shutdown()
+        summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def write_summary(out_dir: Path, summary: RunSummary, extra: dict[str, Any]) -> Path:
+    return write_text_atomic(out_dir / "summary.json", json.dumps({**extra, **summary.to_dict()}, indent=1))
