@@ -179,6 +179,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help="seed of initialisation, split, shuffling and augmentation (default 0)")
     g.add_argument("--eval-every", type=int, metavar="N", help="validate every N epochs (default 1; always at the end)")
     g = parser.add_argument_group("process")
+    g.add_argument("--devices", type=int, metavar="N",
+                   help="train data-parallel on N accelerators (JAX backend: KERAS_BACKEND=jax); --batch is the "
+                        "global batch, split evenly, so the learning rate stays as for one device (default 1)")
     g.add_argument("--workers", type=int, help=f"loader threads (default {_default_workers()})")
     g.add_argument("--progress-jsonl", metavar="FILE", help="progress as JSON lines (default RUN_DIR/progress.jsonl)")
     g.add_argument("--checkpoint-minutes", type=float, help="also checkpoint inside an epoch this often (default 10)")
@@ -190,7 +193,7 @@ TRAIN_OPTIONS = (
     "imagenet",
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
     "freeze_through",
-    "class_mask", "precision", "seed", "augment", "eval_every", "workers", "progress_jsonl",
+    "class_mask", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
     "checkpoint_minutes", "progress_bar",
 )
 

@@ -50,6 +50,7 @@ class TrainConfig:
     augment: bool = True
     eval_every: int = 1
     # settings that do not change the result
+    devices: int = 1  # data-parallel over this many accelerators (JAX); the global batch is kept
     workers: int = 4
     progress_jsonl: str | None = None
     checkpoint_minutes: float = 10.0
@@ -66,6 +67,7 @@ class TrainConfig:
             "warmup_epochs": self.warmup_epochs >= 0,
             "freeze_backbone_epochs": self.freeze_backbone_epochs >= 0,
             "eval_every": self.eval_every >= 1,
+            "devices": self.devices >= 1 and self.batch_size % self.devices == 0,
             "class_mask": self.class_mask in ("auto", "on", "off"),
             "precision": self.precision in ("float32", "mixed_float16", "mixed_bfloat16"),
             "schedule": self.schedule in ("cosine", "step"),
@@ -83,7 +85,7 @@ class TrainConfig:
 
 
 # Fields a resumed run may change without changing its result.
-VOLATILE_FIELDS = ("out", "workers", "progress_jsonl", "checkpoint_minutes", "progress_bar")
+VOLATILE_FIELDS = ("out", "devices", "workers", "progress_jsonl", "checkpoint_minutes", "progress_bar")
 
 
 def identity(config: TrainConfig) -> dict[str, Any]:

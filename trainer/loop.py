@@ -484,6 +484,7 @@ class Trainer:
         cfg, files = self.config, self.files
         recorded = read_recorded(files.root) if resuming else None
         keras.config.set_dtype_policy(cfg.precision)
+        use_devices(cfg.devices)
         self.read_data(recorded)
         spec = ModelSpec.from_dict(recorded["resolved"]["spec"]) if recorded else build_spec(cfg, self.classes)
         if cfg.freeze_through is not None:  # a bad name is refused before the run folder is written
@@ -582,6 +583,7 @@ def train(config: TrainConfig, resuming: bool = False, hooks: RunHooks | None = 
         raise DataError(exc.filename or config.out, f"cannot be created ({exc.strerror or exc}); choose another "
                                                     "--out (or --progress-jsonl)") from exc
     policy = keras.config.dtype_policy()  # the run sets its precision globally; put it back after
+    distribution = keras.distribution.distribution()  # and its devices (--devices)
     with run_lock(trainer.files):
         from models.model_file import ModelFileError
 
@@ -609,6 +611,26 @@ def train(config: TrainConfig, resuming: bool = False, hooks: RunHooks | None = 
             raise error from exc
         finally:
             keras.config.set_dtype_policy(policy)
+            keras.distribution.set_distribution(distribution)
+
+
+def use_devices(count: int) -> None:
+    """Data parallelism over ``count`` devices with Keras' distribution API (JAX backend):
+    variables replicated, each batch split along its first axis. The step is one SPMD program
+    over the global batch, so losses, gradients and batch-norm statistics are those of the
+    same batch on one device (up to the order of float sums), and the learning rate needs no
+    scaling. ``count`` 1 leaves Keras as it is."""
+    import keras
+
+    if count <= 1:
+        return
+    if keras.backend.backend() != "jax":
+        raise DataError("--devices", f"data-parallel training uses Keras' distribution API on JAX; this is the "
+                                     f"{keras.backend.backend()} backend (run with KERAS_BACKEND=jax)")
+    devices = keras.distribution.list_devices()
+    if len(devices) < count:
+        raise DataError("--devices", f"{count} devices asked, {len(devices)} found ({', '.join(map(str, devices))})")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:count]))
 
 
 def _report_error(trainer: Trainer, message: str) -> None:
