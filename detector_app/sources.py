@@ -106,6 +106,9 @@ class VideoFileSource(FrameSource):
             raise SourceError(str(path), "no such file")
         if path.is_file() and path.stat().st_size == 0:
             raise SourceError(str(path), "the file is empty")
+        unreadable = why_unreadable(path)
+        if unreadable:  # OpenCV would only say it cannot open it
+            raise SourceError(str(path), unreadable)
         self._cap = cv2.VideoCapture(str(path))
         if not self._cap.isOpened():
             raise SourceError(str(path), "cannot be opened as a video (unknown format or damaged file)")
@@ -214,6 +217,9 @@ class ImageSource(FrameSource):
                 raise SourceError(str(path), f"the folder holds no images ({exts})")
         else:
             self._files = [path]
+            unreadable = why_unreadable(path)
+            if unreadable:
+                raise SourceError(str(path), unreadable)
             try:
                 readable = read_image(path) is not None
             except ImageFormatError as exc:
@@ -247,6 +253,16 @@ class ImageSource(FrameSource):
         self._index = min(max(0, int(index)), len(self._files))
 
 
+def why_unreadable(path: str | os.PathLike) -> str | None:
+    """Why the file cannot be read at all (permission denied, an I/O error), or None."""
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray | None:
     """Decode an image file (any path, non-ASCII too) as OpenCV does, honouring EXIF rotation.
 
@@ -254,8 +270,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray | None:
     """
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
-        return None
+    except OSError as exc:  # permission denied, an I/O error: not "unknown format"
+        raise ImageFormatError(f"cannot be read ({exc.strerror or exc})") from exc
     if data.size == 0:
         return None
     # IMREAD_ANYDEPTH keeps 16-bit images for to_bgr8 to scale; IMREAD_COLOR applies EXIF

@@ -182,3 +182,37 @@ def test_commands_print_only_our_lines(tmp_path, frame_model_file, shared_dir):
         assert proc.returncode == 0, proc.stderr[-2000:]
         noisy = [line for line in (proc.stdout + proc.stderr).splitlines() if any(n in line for n in NATIVE_NOISE)]
         assert noisy == [], (args[0], noisy)
+
+
+def test_an_unreadable_file_is_named_as_unreadable_not_damaged(tmp_path, capfd, monkeypatch):
+    """Permission denied is not "unknown format or damaged file". The tests run as root, whom
+    no permission stops, so the refusal is simulated where the file is opened."""
+    import builtins
+
+    import cv2
+
+    from detector_app import sources
+    from tests.media import write_video
+
+    video = write_video(tmp_path / "locked.avi", frames=3, size=(64, 48))
+    picture = tmp_path / "locked.png"
+    cv2.imwrite(str(picture), np.zeros((8, 8, 3), np.uint8))
+    real_open = builtins.open
+
+    def deny(path, *args, **kwargs):
+        if str(path) in (str(video), str(picture)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    for target in (video, picture):
+        with pytest.raises(sources.SourceError, match=r"cannot be read \(Permission denied\)"):
+            sources.open_source(str(target))
+    monkeypatch.setattr(builtins, "open", real_open)
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(sources.np, "fromfile", refuse)  # a picture of a folder, read mid-run
+    with pytest.raises(sources.ImageFormatError, match="Permission denied"):
+        sources.read_image(picture)
