@@ -1,89 +1,65 @@
-"""Live loss and mAP curves of a training run (matplotlib in a Qt canvas)."""
+"""Live loss and mAP curves of a training run (pyqtgraph).
+
+pyqtgraph items are Qt graphics items: setting a curve's data schedules an ordinary Qt paint
+of this widget, owned by it and gone with it. The matplotlib canvas used before needed a
+redraw timer of its own, and its deferred redraws reached deleted widgets three times
+("wrapped C/C++ object ... has been deleted") before they were fenced off.
+"""
 
 from __future__ import annotations
 
-from matplotlib.backends.backend_qt5agg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
-from PyQt5 import sip
-from PyQt5.QtCore import QTimer
+import pyqtgraph as pg
 
 from .training_progress import TrainingState
 
-# Per-epoch series drawn: (history key, axis, label).
+# Per-epoch series drawn: (history key, plot index, label, colour).
 SERIES = (
-    ("train_loss", 0, "train loss"),
-    ("val_loss", 0, "val loss"),
-    ("val_map", 1, "val mAP"),
+    ("train_loss", 0, "train loss", "#1f77b4"),
+    ("val_loss", 0, "val loss", "#ff7f0e"),
+    ("val_map", 1, "val mAP", "#2ca02c"),
 )
 
 
-class TrainingPlots(FigureCanvasQTAgg):
+class TrainingPlots(pg.GraphicsLayoutWidget):
+    """Two plots: the loss (step losses in grey, per-epoch train and val loss) and the val mAP.
+    ``curves`` maps each series name (and ``"step_loss"``) to its curve."""
+
     def __init__(self):
-        self.figure = Figure(figsize=(4, 3.2), tight_layout=True)
-        super().__init__(self.figure)
-        # Redraws go through a timer owned by this widget: matplotlib's own draw_idle posts a
-        # bare callback that can fire after the widget is deleted (closing the training panel),
-        # printing "wrapped C/C++ object ... has been deleted". A child timer dies with it.
-        self._redraw = QTimer(self)
-        self._redraw.setSingleShot(True)
-        self._redraw.setInterval(0)
-        self._redraw.timeout.connect(self._redraw_now)
-        self.loss_axis, self.map_axis = self.figure.subplots(2, 1, sharex=True)
+        super().__init__()
+        self.setBackground("w")
         self.setMinimumHeight(220)
+        self.loss_plot = self.addPlot(row=0, col=0)
+        self.map_plot = self.addPlot(row=1, col=0)
+        self.map_plot.setXLink(self.loss_plot)
+        plots = (self.loss_plot, self.map_plot)
+        for plot, label in zip(plots, ("loss", "mAP")):
+            plot.showGrid(x=True, y=True, alpha=0.3)
+            plot.setLabel("left", label)
+            plot.addLegend(offset=(-10, 10))
+        self.map_plot.setLabel("bottom", "epoch")
+        self.curves = {"step_loss": self.loss_plot.plot(pen=pg.mkPen("#b3b3b3", width=1), name="step loss")}
+        for key, index, label, colour in SERIES:
+            self.curves[key] = plots[index].plot(pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5,
+                                                 symbolBrush=colour, name=label)
         self._drawn = (-1, -1)
         self.show_state(TrainingState())
 
-    def draw_idle(self) -> None:
-        """Redraw once control returns to the event loop (several requests, one redraw)."""
-        timer = getattr(self, "_redraw", None)
-        if timer is None:  # called by the base class before __init__ finished
-            return
-        if self.isVisible():  # else showEvent redraws: no timer left pending in a window
-            timer.start()     # that is closed (or collected) without ever being shown
-
-    def _redraw_now(self) -> None:
-        # A timeout already queued when the panel closes can still arrive while or after the
-        # C++ widget goes (seen in CI: "wrapped C/C++ object of type TrainingPlots has been
-        # deleted", once even with sip.isdeleted() still False); matplotlib's own idle draw
-        # guards the same way. A redraw of a widget that is going away is simply dropped.
-        if sip.isdeleted(self):
-            return
-        try:
-            self.draw()
-        except RuntimeError as exc:
-            if "has been deleted" not in str(exc):
-                raise
-
-    def hideEvent(self, event) -> None:
-        """Hidden plots need no redraw (closing the window hides them before deleting them)."""
-        self._redraw.stop()
-        super().hideEvent(event)
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        self.draw_idle()  # whatever changed while hidden
+    def series(self, key: str) -> tuple[list[float], list[float]]:
+        """What a curve shows now: (x, y)."""
+        x, y = self.curves[key].getData()
+        return ([] if x is None else [float(v) for v in x]), ([] if y is None else [float(v) for v in y])
 
     def show_state(self, state: TrainingState) -> None:
-        """Redraw if there is something new (an epoch or a step loss)."""
+        """Show the run as it stands, if there is something new (an epoch or a step loss)."""
         key = (len(state.history), len(state.step_losses))
         if key == self._drawn:
             return
         self._drawn = key
-        axes = (self.loss_axis, self.map_axis)
-        for axis in axes:
-            axis.clear()
-            axis.grid(True, alpha=0.3)
         if state.step_losses:
             x, y = zip(*state.step_losses)
-            self.loss_axis.plot(x, y, color="0.7", linewidth=0.8, label="step loss")
-        for key_name, index, label in SERIES:
+            self.curves["step_loss"].setData(list(x), list(y))
+        else:
+            self.curves["step_loss"].setData([], [])
+        for key_name, _, _, _ in SERIES:
             epochs, values = state.series(key_name)
-            if values:
-                axes[index].plot(epochs, values, marker="o", markersize=3, label=label)
-        self.loss_axis.set_ylabel("loss")
-        self.map_axis.set_ylabel("mAP")
-        self.map_axis.set_xlabel("epoch")
-        for axis in axes:
-            if axis.lines:
-                axis.legend(fontsize="small", loc="best")
-        self.draw_idle()
+            self.curves[key_name].setData(epochs, values)
