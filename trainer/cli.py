@@ -123,7 +123,8 @@ def _check_data(args: argparse.Namespace) -> int:
         print(format_report(report, limit=None if args.all else 10))
         if args.json:
             print(f"report written to {args.json}")
-    return 1 if (args.strict and not report["ok"]) else 0
+    nothing = report["totals"]["images"] == 0  # nothing usable at all: not a passing check
+    return 1 if nothing or (args.strict and not report["ok"]) else 0
 
 
 def run_check_data(args: argparse.Namespace) -> int:

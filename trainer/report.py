@@ -58,7 +58,8 @@ def data_report(
     model_file: str | None = None,
 ) -> dict[str, Any]:
     """The whole report: one entry per folder plus totals. ``ok`` is True when no problem was
-    found (images without objects are not a problem: they teach the background)."""
+    found (images without objects are not a problem: they teach the background); a folder
+    with no usable labelled image is one (nothing to train or evaluate on)."""
     folders = [folder_report(s, spec) for s in scans]
     per_class: Counter = Counter()
     issues: Counter = Counter()
@@ -67,7 +68,7 @@ def data_report(
         issues.update(f["issue_counts"])
     return {
         "version": REPORT_VERSION,
-        "ok": not issues,
+        "ok": not issues and all(f["images"] > 0 for f in folders),
         "known_classes": list(known_classes) if known_classes is not None else None,
         "model": {"file": model_file, "layout": spec.layout, "input_size": list(spec.input_size)},
         "issue_kinds": ISSUE_KINDS,
@@ -107,7 +108,9 @@ def format_report(report: dict[str, Any], limit: int | None = 10) -> str:
         by_kind: dict[str, list[dict]] = defaultdict(list)
         for issue in f["issues"]:
             by_kind[issue["kind"]].append(issue)
-        if not by_kind:
+        if f["images"] == 0:
+            lines.append("  problems: no usable labelled image in this folder (nothing to train or evaluate on)")
+        elif not by_kind:
             lines.append("  problems: none")
         for kind, description in report["issue_kinds"].items():
             found = by_kind.get(kind, [])
@@ -133,8 +136,9 @@ def format_report(report: dict[str, Any], limit: int | None = 10) -> str:
     t = report["totals"]
     per_class = ", ".join(f"{k} {v}" for k, v in t["objects_per_class"].items()) or "none"
     lines.append(f"total: {t['images']} images in {t['folders']} folder(s), {t['objects']} objects ({per_class})")
-    if t["issues"]:
-        lines.append("problems: " + ", ".join(f"{report['issue_kinds'][k]} {v}" for k, v in t["issues"].items()))
-    else:
-        lines.append("problems: none")
+    empty = [f["path"] for f in report["folders"] if f["images"] == 0]
+    problems = [f"{report['issue_kinds'][k]} {v}" for k, v in t["issues"].items()]
+    if empty:
+        problems.append(f"folders with no usable labelled image {len(empty)} ({', '.join(empty)})")
+    lines.append("problems: " + (", ".join(problems) if problems else "none"))
     return "\n".join(lines)

@@ -242,3 +242,19 @@ def test_non_ascii_names_and_spaces_in_every_layout(tmp_path, layout, capsys):
     folder_report = json.loads(report_path.read_text(encoding="utf-8"))["folders"][0]
     assert folder_report["images"] == 3 and folder_report["issues"] == []
     assert "problems: none" in capsys.readouterr().out
+
+
+def test_check_data_on_a_folder_with_no_images_is_not_problems_none(tmp_path, capfd):
+    """An empty VOC folder (or one whose labels name no existing image) has nothing to train
+    on: it is a problem, named with the folder, and the check fails (before: "problems: none",
+    exit 0)."""
+    import main
+
+    empty = tmp_path / "empty"
+    (empty / "Annotations").mkdir(parents=True)
+    (empty / "JPEGImages").mkdir()
+    rc = main.main(["check-data", str(empty)])
+    out = capfd.readouterr().out
+    assert rc == 1
+    assert "problems: none" not in out
+    assert f"folders with no usable labelled image 1 ({empty})" in out
