@@ -107,6 +107,15 @@ def settled_result(qtbot, win: MainWindow):
     return settle(qtbot, win)
 
 
+def drained(qtbot, win: MainWindow):
+    """After a pause: the capture thread paused with nothing queued, and the frame that was in
+    the worker shown (a condition first, then quiet for a quarter of a second)."""
+    pipeline = win.bridge.pipeline
+    qtbot.waitUntil(lambda: pipeline.capture.stats().state == "paused" and len(pipeline.capture.queue) == 0,
+                    timeout=20000)
+    return settle(qtbot, win)
+
+
 def settle(qtbot, win: MainWindow):
     """The result shown once no new one has come for a quarter of a second."""
     result = win.last_result
@@ -145,7 +154,7 @@ def test_view_keeps_the_aspect_ratio(qtbot, window, clip):
 def test_sliders_and_class_filter_change_what_is_drawn(qtbot, window, clip):
     play(qtbot, window, str(clip))
     window.set_playing(False)  # a paused file shows its frame again when a setting changes
-    settle(qtbot, window)  # frames read before the pause are shown first
+    drained(qtbot, window)  # frames read before the pause are shown first
     processed = window.bridge.pipeline.stats().processed
     drawn_before = window.view.image().copy()
 
@@ -176,7 +185,7 @@ def test_sliders_and_class_filter_change_what_is_drawn(qtbot, window, clip):
 def test_play_pause_step_and_seek(qtbot, window, clip):
     play(qtbot, window, str(clip))
     window.set_playing(False)
-    qtbot.wait(200)
+    drained(qtbot, window)
     index = window.last_result.frame.index
     window.step_frame()
     assert next_result(qtbot, window).frame.index == index + 1
@@ -210,7 +219,7 @@ def test_recording_writes_a_video_that_reads_back(qtbot, window, clip, tmp_path)
 def test_snapshot_and_export(qtbot, window, clip, tmp_path):
     play(qtbot, window, str(clip), realtime=False)
     window.set_playing(False)
-    qtbot.wait(300)  # the frame in flight when pausing is logged too
+    drained(qtbot, window)  # the frame in flight when pausing is logged too
     files = window.outputs.snapshot(window.last_result, tmp_path / "snaps")
     assert files.annotated.is_file() and files.image.is_file()
     assert cv2.imread(str(files.annotated)).shape == (240, 320, 3)
@@ -321,8 +330,8 @@ def test_drop_a_file_on_the_window_and_keyboard_shortcuts(qtbot, window, clip):
 
     window.actions_by_name["play_pause"].trigger()  # Space
     assert not window.playback.playing
+    drained(qtbot, window)
     index = window.last_result.frame.index
-    qtbot.wait(200)
     window.actions_by_name["step"].trigger()  # "."
     qtbot.waitUntil(lambda: window.last_result.frame.index > index, timeout=5000)
     conf = window.thresholds.values()[0]
