@@ -201,9 +201,9 @@ class MainWindow(QMainWindow):
         the model list (the registry) once it loaded."""
         self._tokens["model"] += 1
         token = self._tokens["model"]
-        name = Path(path).name if path else "the default model"
+        name = f"model {Path(path).name}" if path else "the default model"
         self.model_picker.set_state(f"loading {name}…")
-        self.statusBar().showMessage(f"loading model {name}…")
+        self.statusBar().showMessage(f"loading {name}…")
         if self.loaded is None:
             self.view.set_placeholder("loading model…")
         self.tasks.run("model-loader", lambda: load_predictor(path),
