@@ -66,12 +66,27 @@ def run_gui(args: argparse.Namespace) -> int:
 
 # -- detect -----------------------------------------------------------------------------
 
-def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="video file, image, folder of images, camera index (0, 1, ...) or rtsp:// / http:// URL")
+def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and selection options ``detect`` and ``detect-many`` share."""
     parser.add_argument("--model", help="model file (default: the bundled model)")
     parser.add_argument("--conf", type=float, default=0.5, help="confidence threshold (default 0.5)")
     parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
     parser.add_argument("--classes", type=_class_list, help="only report these classes, comma-separated")
+
+
+def _threshold_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with --conf / --iou, naming the option the user typed (not the config
+    field behind it), or None."""
+    if not 0.0 <= args.conf < 1.0:
+        return f"--conf must be at least 0 and below 1, got {args.conf:g}"
+    if not 0.0 < args.iou <= 1.0:
+        return f"--iou must be above 0 and at most 1, got {args.iou:g}"
+    return None
+
+
+def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="video file, image, folder of images, camera index (0, 1, ...) or rtsp:// / http:// URL")
+    _add_detection_arguments(parser)
     parser.add_argument("--out", help="write the annotated video here (.mp4, .avi, .mkv)")
     parser.add_argument("--json", dest="json_out", help="write detections as JSON Lines here, one line per frame")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
@@ -88,11 +103,9 @@ def run_detect(args: argparse.Namespace) -> int:
     from .sources import SourceError, open_source
     from .writers import OutputError
 
-    # name the option the user typed, not the config field behind it
-    if not 0.0 <= args.conf < 1.0:
-        return _error(f"--conf must be at least 0 and below 1, got {args.conf:g}")
-    if not 0.0 < args.iou <= 1.0:
-        return _error(f"--iou must be above 0 and at most 1, got {args.iou:g}")
+    bad = _threshold_error(args)
+    if bad:
+        return _error(bad)
     if args.max_frames is not None and args.max_frames < 1:
         return _error(f"--max-frames must be 1 or more, got {args.max_frames}")
     from models.paths import output_clash
@@ -167,10 +180,7 @@ def add_detect_many_arguments(parser: argparse.ArgumentParser) -> None:
                         help="video files, folders (each video; its images as one input) or .txt files listing them")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder: NAME.jsonl (+ NAME.mp4 with "
                                                                     "--video) per input, summary.json")
-    parser.add_argument("--model", help="model file (default: the bundled model)")
-    parser.add_argument("--conf", type=float, default=0.5, help="confidence threshold (default 0.5)")
-    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
-    parser.add_argument("--classes", type=_class_list, help="only report these classes, comma-separated")
+    _add_detection_arguments(parser)
     parser.add_argument("--video", action="store_true", help="also write each input's annotated video")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="Ray workers (each loads the model once; default: this machine's cores)")
@@ -188,10 +198,9 @@ def run_detect_many(args: argparse.Namespace) -> int:
     from .many import InputError, Settings, collect_inputs, make_jobs, run_many, write_summary
     from .model_store import DEFAULT_MODEL
 
-    if not 0.0 <= args.conf < 1.0:
-        return _error(f"--conf must be at least 0 and below 1, got {args.conf:g}")
-    if not 0.0 < args.iou <= 1.0:
-        return _error(f"--iou must be above 0 and at most 1, got {args.iou:g}")
+    bad = _threshold_error(args)
+    if bad:
+        return _error(bad)
     if args.workers < 1 or args.retries < 0:
         return _error("--workers must be 1 or more and --retries 0 or more")
     model = Path(args.model or DEFAULT_MODEL)
