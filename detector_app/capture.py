@@ -149,7 +149,11 @@ class RateMeter:
 
 
 class FrameQueue:
-    """A bounded hand-over between the capture thread and one consumer."""
+    """A bounded hand-over between the capture thread and one consumer.
+
+    The consumer calls :meth:`done` when it has finished with the item :meth:`get` gave it, so
+    :attr:`settled` can tell "nothing queued and nothing in hand" without timing guesses.
+    """
 
     def __init__(self, capacity: int = 1):
         if capacity < 1:
@@ -157,6 +161,7 @@ class FrameQueue:
         self.capacity = capacity
         self._items: collections.deque = collections.deque()
         self._cond = threading.Condition()
+        self._in_hand = False
 
     def put_latest(self, item) -> int:
         """Put without waiting; the oldest items make room. Returns how many were dropped."""
@@ -197,8 +202,20 @@ class FrameQueue:
             if not self._items:
                 return None
             item = self._items.popleft()
+            self._in_hand = True  # set with the pop, under the lock: no moment looks idle
             self._cond.notify_all()
             return item
+
+    def done(self) -> None:
+        """The consumer has finished with the item it took last."""
+        with self._cond:
+            self._in_hand = False
+
+    @property
+    def settled(self) -> bool:
+        """Nothing queued and the consumer holds no item it has not finished."""
+        with self._cond:
+            return not self._items and not self._in_hand
 
     def wake(self) -> None:
         """Let a waiting :meth:`get` return now (with None if nothing is queued)."""
@@ -330,6 +347,7 @@ class CaptureThread:
             item = self.queue.get(remaining)
             if item is None or item.generation == self.generation:
                 return item
+            self.queue.done()  # a stale item is finished with at once
             if deadline is not None and time.perf_counter() >= deadline:
                 return None
 

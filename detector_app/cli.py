@@ -218,8 +218,9 @@ def run_detect_many(args: argparse.Namespace) -> int:
                         video=args.video, model_sha256=hashlib.sha256(model.read_bytes()).hexdigest())
     jobs = make_jobs(sources)
     print(f"{len(jobs)} inputs; model {model}; outputs in {out}", file=sys.stderr)
-    summary = run_many(jobs, out, str(model), settings, args.workers, args.address, args.retries,
-                       progress=not args.no_progress)
+    with _sigterm_as_interrupt():  # a scheduler's SIGTERM stops as Ctrl-C does: finished inputs kept
+        summary = run_many(jobs, out, str(model), settings, args.workers, args.address, args.retries,
+                           progress=not args.no_progress)
     path = write_summary(out, summary, {"model": str(model.resolve()), "address": args.address or "local"})
     for line in summary.lines():
         print(shown(line), file=sys.stderr)

@@ -171,6 +171,7 @@ class HeadlessPipeline:
         self.keep_raw = keep_raw
         self._last_raw: tuple[CapturedFrame, RawOutputs, Detector] | None = None
         self._reselect = threading.Event()
+        self._reselects = [0, 0]  # [asked, answered]: a re-selection in progress is not idle
         self._predictor = predictor
         self._on_event = on_event
         self._listeners: list[Listener] = [on_result] if on_result else []
@@ -284,9 +285,19 @@ class HeadlessPipeline:
             swapping = self._pending.predictor is not None and self._pending.predictor is not self._predictor
         if cached is None or swapping or cached[2] is not self._predictor:
             return False
+        with self._lock:
+            self._reselects[0] += 1
         self._reselect.set()
         self.capture.queue.wake()
         return True
+
+    def idle(self) -> bool:
+        """True when the worker has nothing left to do: no frame queued or being processed,
+        no re-selection or setting change waiting. Together with a paused capture, this is
+        "every frame read so far has been published" (what a test or a player waits for)."""
+        with self._lock:
+            busy = self._reselects[0] != self._reselects[1] or self._pending.dirty
+        return not busy and self.capture.queue.settled
 
     def _update(self, **changes) -> None:
         with self._lock:
@@ -355,21 +366,27 @@ class HeadlessPipeline:
             while not self._stop.is_set():
                 if self._reselect.is_set():
                     self._reselect.clear()
+                    with self._lock:
+                        asked = self._reselects[0]
                     self._apply_pending()
                     again = self._reselected()
                     if again is not None:
                         self._publish(again, count=False)
+                    with self._lock:
+                        self._reselects[1] = asked
                 item = self.capture.get(timeout=0.1)
                 if item is None:
                     continue
-                if isinstance(item, EndOfStream):
-                    self._end = item
-                    if not self.capture.hold_at_end:
-                        break
-                    continue
-                self._apply_pending()
-                result = self._process(item)
-                self._publish(result)
+                try:
+                    if isinstance(item, EndOfStream):
+                        self._end = item
+                        if not self.capture.hold_at_end:
+                            break
+                        continue
+                    self._apply_pending()
+                    self._publish(self._process(item))
+                finally:
+                    self.capture.queue.done()
                 if self._max_frames is not None and self._figures.processed >= self._max_frames:
                     break
         finally:

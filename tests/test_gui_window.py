@@ -100,30 +100,26 @@ def next_result(qtbot, win: MainWindow):
     return win.last_result
 
 
+def shown_everything(win: MainWindow) -> bool:
+    """The pipeline's worker is idle and the GUI has taken its last result."""
+    pipeline = win.bridge.pipeline
+    return pipeline is not None and pipeline.idle() and not win.bridge.pending
+
+
 def settled_result(qtbot, win: MainWindow):
-    """The frame shown once a paused file has shown every change made (no new result for
-    a quarter of a second)."""
+    """The frame shown once a paused file has shown every change made (a new result first,
+    then nothing left in the worker or the mailbox)."""
     next_result(qtbot, win)
-    return settle(qtbot, win)
+    qtbot.waitUntil(lambda: shown_everything(win), timeout=20000)
+    return win.last_result
 
 
 def drained(qtbot, win: MainWindow):
-    """After a pause: the capture thread paused with nothing queued, and the frame that was in
-    the worker shown (a condition first, then quiet for a quarter of a second)."""
+    """After a pause: the capture thread paused, nothing queued or in the worker, and the
+    last result taken by the GUI (conditions, not a quiet period that a busy machine breaks)."""
     pipeline = win.bridge.pipeline
-    qtbot.waitUntil(lambda: pipeline.capture.stats().state == "paused" and len(pipeline.capture.queue) == 0,
-                    timeout=20000)
-    return settle(qtbot, win)
-
-
-def settle(qtbot, win: MainWindow):
-    """The result shown once no new one has come for a quarter of a second."""
-    result = win.last_result
-    while True:
-        qtbot.wait(250)
-        if win.last_result is result:
-            return result
-        result = win.last_result
+    qtbot.waitUntil(lambda: pipeline.capture.stats().state == "paused" and shown_everything(win), timeout=20000)
+    return win.last_result
 
 
 def test_video_frames_arrive_with_overlays(qtbot, window, clip):

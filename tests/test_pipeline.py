@@ -199,3 +199,24 @@ def test_a_paused_frame_is_reselected_without_running_the_network(keep_raw):
         assert not pipeline.reselect()  # another model must run the network
     finally:
         assert pipeline.stop(5)
+
+
+def test_idle_means_every_frame_read_so_far_was_published():
+    """idle() is the condition tests and players wait on instead of a quiet period: it must
+    not turn true while a frame is queued, in the worker, or being re-selected."""
+    results: list[FrameResult] = []
+    pipeline = HeadlessPipeline(FakeFile(count=100), FakePredictor(delay_s=0.05), on_result=results.append,
+                                hold_at_end=True, keep_raw=True)
+    pipeline.start()
+    try:
+        _wait_for(lambda: len(results) >= 2)
+        pipeline.pause()
+        _wait_for(lambda: pipeline.capture.stats().state == "paused" and pipeline.idle())
+        assert len(results) == pipeline.capture.stats().delivered, "idle only once all are published"
+        count = len(results)
+        assert pipeline.reselect()
+        assert not pipeline.idle(), "a re-selection asked and not yet answered is work in hand"
+        _wait_for(pipeline.idle)
+        assert len(results) == count + 1 and results[-1].frame is results[-2].frame
+    finally:
+        assert pipeline.stop(5)

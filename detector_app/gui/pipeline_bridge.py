@@ -63,6 +63,12 @@ class PipelineBridge(QObject):
         if generation == self._generation:
             self.event.emit(event)
 
+    @property
+    def pending(self) -> bool:
+        """A result waits in the mailbox (the GUI has not taken it yet)."""
+        with self._lock:
+            return self._latest is not None
+
     def take_latest(self) -> FrameResult | None:
         with self._lock:
             result, self._latest = self._latest, None
