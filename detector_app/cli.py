@@ -182,8 +182,14 @@ def add_detect_many_arguments(parser: argparse.ArgumentParser) -> None:
                                                                     "--video) per input, summary.json")
     _add_detection_arguments(parser)
     parser.add_argument("--video", action="store_true", help="also write each input's annotated video")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="Ray workers (each loads the model once; default: this machine's cores)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="Ray workers (each loads the model once; default: as many as the CPUs, or the GPUs "
+                             "with --gpus-per-worker, allow; never more than the inputs)")
+    parser.add_argument("--cpus-per-worker", type=int, default=None, metavar="N",
+                        help="CPUs each worker asks of Ray and uses for inference and decoding (default: 1 "
+                             "without --workers, else the CPUs shared evenly)")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="F",
+                        help="GPUs each worker asks of Ray (e.g. 0.25: four workers share one GPU; default 0)")
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                         help="a Ray cluster (ray://HOST:PORT or RAY_ADDRESS); default: a local Ray on this machine")
     parser.add_argument("--retries", type=int, default=1, help="retries of an input whose worker died (default 1)")
@@ -195,14 +201,15 @@ def run_detect_many(args: argparse.Namespace) -> int:
 
     from models.paths import is_inside
 
-    from .many import InputError, Settings, collect_inputs, make_jobs, run_many, write_summary
+    from .many import InputError, PlanError, Settings, collect_inputs, make_jobs, run_many, write_summary
     from .model_store import DEFAULT_MODEL
 
     bad = _threshold_error(args)
     if bad:
         return _error(bad)
-    if args.workers < 1 or args.retries < 0:
-        return _error("--workers must be 1 or more and --retries 0 or more")
+    if (args.workers is not None and args.workers < 1) or args.retries < 0 or \
+            (args.cpus_per_worker is not None and args.cpus_per_worker < 1) or args.gpus_per_worker < 0:
+        return _error("--workers and --cpus-per-worker must be 1 or more, --retries and --gpus-per-worker 0 or more")
     model = Path(args.model or DEFAULT_MODEL)
     if not model.is_file():
         return _error(f"{model}: no such model file")
@@ -219,8 +226,12 @@ def run_detect_many(args: argparse.Namespace) -> int:
     jobs = make_jobs(sources)
     print(f"{len(jobs)} inputs; model {model}; outputs in {out}", file=sys.stderr)
     with _sigterm_as_interrupt():  # a scheduler's SIGTERM stops as Ctrl-C does: finished inputs kept
-        summary = run_many(jobs, out, str(model), settings, args.workers, args.address, args.retries,
-                           progress=not args.no_progress)
+        try:
+            summary = run_many(jobs, out, str(model), settings, args.workers, args.address, args.retries,
+                               progress=not args.no_progress, cpus_per_worker=args.cpus_per_worker,
+                               gpus_per_worker=args.gpus_per_worker)
+        except PlanError as exc:  # the workers asked for do not fit the cluster
+            return _error(str(exc))
     path = write_summary(out, summary, {"model": str(model.resolve()), "address": args.address or "local"})
     for line in summary.lines():
         print(shown(line), file=sys.stderr)

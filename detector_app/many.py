@@ -45,6 +45,10 @@ class InputError(ValueError):
     """An input argument that names nothing usable (the message names it)."""
 
 
+class PlanError(ValueError):
+    """Workers that cannot fit the cluster (the message says what it has)."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One input: ``source`` as ``detect`` takes it (a video file or a folder of images) and
@@ -75,6 +79,7 @@ class RunSummary:
     seconds: float = 0.0
     interrupted: bool = False
     workers: int = 0
+    plan: str = ""  # WorkerPlan.describe()
 
     @property
     def frames(self) -> int:
@@ -92,7 +97,7 @@ class RunSummary:
             "failed": self.failed, "retried": self.retried, "frames": self.frames,
             "detections_per_class": dict(self.per_class().most_common()), "wall_time_s": round(self.seconds, 2),
             "frames_per_s": round(self.frames / self.seconds, 2) if self.seconds > 0 else 0.0,
-            "workers": self.workers, "interrupted": self.interrupted,
+            "workers": self.workers, "worker_plan": self.plan, "interrupted": self.interrupted,
             "outputs": [r["outputs"] for r in self.done],
         }
 
@@ -100,7 +105,7 @@ class RunSummary:
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
         out = [f"{len(self.done)} inputs done now, {self.skipped} complete from before, {len(self.failed)} failed "
                f"({self.inputs} in all); {self.frames} frames in {self.seconds:.1f} s ({fps:.1f} frames/s) "
-               f"on {self.workers} workers"]
+               f"on {self.plan or f'{self.workers} workers'}"]
         if self.retried:
             out.append(f"{self.retried} input(s) retried after a worker died")
         if self.per_class():
@@ -290,8 +295,8 @@ def _frame_totals(jobs: Sequence[Job]) -> int:
     return total
 
 
-def start_ray(address: str | None, workers: int) -> None:
-    """Connect to ``address`` (a cluster), or start a local Ray with ``workers`` CPUs."""
+def start_ray(address: str | None, cpus: int) -> None:
+    """Connect to ``address`` (a cluster), or start a local Ray with ``cpus`` CPUs."""
     import logging
 
     import ray
@@ -309,12 +314,55 @@ def start_ray(address: str | None, workers: int) -> None:
         # workers are the job, and at 15 they lose the cores to any other process: measured 33
         # frames/s in a worker against 55 in-process beside a training run, 55 with this.
         os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+        ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                  runtime_env={"env_vars": env})
 
 
-def run_many(jobs: Sequence[Job], out_dir: Path, model_path: str, settings: Settings, workers: int,
-             address: str | None = None, retries: int = 1, progress: bool = True) -> RunSummary:
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many workers, and what each asks of Ray: ``cpus`` (also its inference and decoding
+    threads) and ``gpus`` (a fraction shares a GPU among workers)."""
+
+    count: int
+    cpus: int
+    gpus: float
+
+    def describe(self) -> str:
+        gpu = f", {self.gpus:g} GPU" if self.gpus else ""
+        return f"{self.count} worker(s) of {self.cpus} CPU{'s' if self.cpus > 1 else ''}{gpu}"
+
+
+def plan_workers(cluster_cpus: float, cluster_gpus: float, inputs: int, workers: int | None = None,
+                 cpus_per_worker: int | None = None, gpus_per_worker: float = 0.0) -> WorkerPlan:
+    """Size the worker pool to the cluster (or this machine) and the work.
+
+    Without ``workers``: as many as the CPUs (and GPUs, when each asks for some) allow at
+    ``cpus_per_worker`` each (default 1 on this machine's local Ray, where one worker per core
+    measured fastest; see the README). Without ``cpus_per_worker``: the CPUs shared evenly
+    among ``workers``. Never more workers than inputs; at least one. Raises ValueError when a
+    single worker asks for more than the cluster has (it would wait forever): PlanError."""
+    cpus_total = max(1, int(cluster_cpus))
+    if cpus_per_worker is not None and cpus_per_worker > cpus_total:
+        raise PlanError(f"--cpus-per-worker {cpus_per_worker}: the cluster has {cpus_total} CPUs")
+    if gpus_per_worker > cluster_gpus:
+        raise PlanError(f"--gpus-per-worker {gpus_per_worker:g}: the cluster has {cluster_gpus:g} GPUs")
+    if workers is None:
+        per = cpus_per_worker or 1
+        workers = cpus_total // per
+        if gpus_per_worker > 0:
+            workers = min(workers, int(cluster_gpus / gpus_per_worker + 1e-9))
+    count = max(1, min(workers, inputs))
+    cpus = cpus_per_worker or max(1, cpus_total // count)
+    # Ray would hold back the workers that do not fit: do not ask for them.
+    count = max(1, min(count, cpus_total // cpus))
+    if gpus_per_worker > 0:
+        count = max(1, min(count, int(cluster_gpus / gpus_per_worker + 1e-9)))
+    return WorkerPlan(count, cpus, gpus_per_worker)
+
+
+def run_many(jobs: Sequence[Job], out_dir: Path, model_path: str, settings: Settings, workers: int | None,
+             address: str | None = None, retries: int = 1, progress: bool = True,
+             cpus_per_worker: int | None = None, gpus_per_worker: float = 0.0) -> RunSummary:
     """Every job not complete already, on ``workers`` Ray actors. See the module docstring."""
     import ray
     from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
@@ -329,17 +377,20 @@ def run_many(jobs: Sequence[Job], out_dir: Path, model_path: str, settings: Sett
     if not todo:
         summary.seconds = time.perf_counter() - started
         return summary
-    start_ray(address, workers)
+    # A local Ray gets this machine's cores, or as many as the workers asked for (oversubscribed
+    # on purpose, as asked).
+    start_ray(address, max(os.cpu_count() or 1, (workers or 1) * (cpus_per_worker or 1)))
     try:
-        cpus = max(1, int(ray.cluster_resources().get("CPU", workers)))
-        count = max(1, min(workers, cpus, len(todo)))
-        threads = max(1, cpus // count) if not address else 1
-        summary.workers = count
-        actor_class = ray.remote(num_cpus=max(1, cpus // count) if not address else 1)(DetectWorker)
+        resources = ray.cluster_resources()
+        plan = plan_workers(resources.get("CPU", 1), resources.get("GPU", 0), len(todo), workers,
+                            cpus_per_worker, gpus_per_worker)
+        count = plan.count
+        summary.workers, summary.plan = count, plan.describe()
+        actor_class = ray.remote(num_cpus=plan.cpus, num_gpus=plan.gpus)(DetectWorker)
         model_ref = ray.put(Path(model_path).read_bytes())
 
         def new_actor():
-            return actor_class.remote(model_ref, settings, threads)
+            return actor_class.remote(model_ref, settings, plan.cpus)
 
         actors = [new_actor() for _ in range(count)]
         idle = list(range(count))

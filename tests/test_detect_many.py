@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import main
-from detector_app.many import FAULT_ENV, InputError, collect_inputs, make_jobs
+from detector_app.many import FAULT_ENV, InputError, PlanError, WorkerPlan, collect_inputs, make_jobs, plan_workers
 from models.model_file import save_model
 from tests.media import force_class, write_video
 
@@ -51,6 +51,25 @@ def test_inputs_are_collected_from_folders_and_lists(inputs):
     assert len({j.name for j in jobs}) == len(jobs) and jobs == make_jobs(found), "unique and stable names"
     with pytest.raises(InputError, match="no such file"):
         collect_inputs([str(root / "missing.avi")])
+
+
+def test_workers_are_sized_to_the_cluster_and_the_work():
+    # this 2-core machine: one worker per core, each with one thread (measured fastest here)
+    assert plan_workers(2, 0, inputs=5) == WorkerPlan(2, 1, 0.0)
+    assert plan_workers(2, 0, inputs=5, workers=1) == WorkerPlan(1, 2, 0.0), "one worker gets both cores"
+    assert plan_workers(2, 0, inputs=1) == WorkerPlan(1, 2, 0.0), "never more workers than inputs"
+    # a cluster of 10 nodes x 16 cores with 4 GPUs each
+    assert plan_workers(160, 40, inputs=1000, cpus_per_worker=4) == WorkerPlan(40, 4, 0.0)
+    assert plan_workers(160, 40, inputs=1000, cpus_per_worker=4, gpus_per_worker=0.5) == WorkerPlan(40, 4, 0.5)
+    assert plan_workers(160, 40, inputs=1000, cpus_per_worker=2, gpus_per_worker=1) == WorkerPlan(40, 2, 1.0), \
+        "the GPUs limit the pool"
+    assert plan_workers(8, 0, inputs=100, workers=6, cpus_per_worker=2) == WorkerPlan(4, 2, 0.0), \
+        "only the workers that fit are asked for (Ray would hold the others back for ever)"
+    with pytest.raises(PlanError, match="the cluster has 8 CPUs"):
+        plan_workers(8, 0, inputs=3, cpus_per_worker=16)
+    with pytest.raises(PlanError, match="0 GPUs"):
+        plan_workers(8, 0, inputs=3, gpus_per_worker=1)
+    assert WorkerPlan(4, 2, 0.5).describe() == "4 worker(s) of 2 CPUs, 0.5 GPU"
 
 
 def records(path: Path) -> list[dict]:
