@@ -399,7 +399,6 @@ def run_many(jobs: Sequence[Job], out_dir: Path, model_path: str, settings: Sett
         in_flight: dict[Any, tuple[Job, int]] = {}
         bar = tqdm(total=_frame_totals(todo) or None, unit="frame", disable=not progress, file=sys.stderr,
                    desc=f"{len(todo)} inputs", dynamic_ncols=True)
-        done_inputs = 0
         try:
             while pending or in_flight:
                 # Back-pressure: one task per idle worker; the rest wait as paths, not frames.
@@ -430,7 +429,6 @@ def run_many(jobs: Sequence[Job], out_dir: Path, model_path: str, settings: Sett
                         summary.done.append(record)
                         bar.update(record["frames"])
                 idle.append(slot)
-                done_inputs += 1
                 elapsed = time.perf_counter() - started
                 bar.set_postfix(inputs=f"{len(summary.done) + len(summary.failed)}/{len(todo)}",
                                 fps=f"{summary.frames / elapsed:.1f}" if elapsed > 0 else "0")

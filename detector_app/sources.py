@@ -19,6 +19,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from runtime.images import decode_failure
+
 from .frames import Frame, ImageFormatError, to_bgr8
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2"}
@@ -280,15 +282,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray | None:
         return cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     except cv2.error as exc:
         raise ImageFormatError(decode_failure(exc)) from exc
-
-
-def decode_failure(exc: Exception) -> str:
-    """Why OpenCV refused to decode a picture, in the user's terms."""
-    if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
-        limit = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 2**30))
-        return (f"has more pixels than the limit of {limit / 1e6:.0f} megapixels (decoding it would take "
-                f"gigabytes; set OPENCV_IO_MAX_IMAGE_PIXELS to raise the limit)")
-    return f"cannot be decoded as an image ({getattr(exc, 'err', None) or exc})"
 
 
 class LiveSource(FrameSource):

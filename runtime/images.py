@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 
 class ImageFormatError(ValueError):
     """A decoded image cannot be turned into a BGR picture (wrong shape or empty)."""
+
+
+def decode_failure(exc: Exception) -> str:
+    """Why OpenCV refused to decode a picture (``cv2.error`` from ``imdecode``/``imread``), in
+    the user's terms; the caller prefixes the file's name. One text for the app and the trainer."""
+    if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+        limit = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 2**30))
+        return (f"has more pixels than the limit of {limit / 1e6:.0f} megapixels (decoding it would take "
+                f"gigabytes; set OPENCV_IO_MAX_IMAGE_PIXELS to raise the limit)")
+    return f"cannot be decoded as an image ({getattr(exc, 'err', None) or exc})"
 
 
 def to_bgr8(image: np.ndarray) -> np.ndarray:

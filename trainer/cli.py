@@ -289,8 +289,6 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from models.model_file import load_model
 
     from .atomic import write_text_atomic

@@ -8,6 +8,8 @@ import os
 import cv2
 import numpy as np
 
+from runtime.images import decode_failure
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -34,11 +36,7 @@ def decode_image(data: bytes, path: str | os.PathLike, exif_orientation: bool = 
     try:
         image = cv2.imdecode(buf, flags) if buf.size else None
     except cv2.error as exc:  # some malformed files raise instead of returning None; so does the pixel limit
-        if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
-            limit = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 2**30))
-            raise UnreadableImage(f"{path}: has more pixels than the limit of {limit / 1e6:.0f} megapixels "
-                                  "(set OPENCV_IO_MAX_IMAGE_PIXELS to raise it)") from exc
-        raise UnreadableImage(f"{path}: cannot be decoded as an image ({exc.err or exc})") from exc
+        raise UnreadableImage(f"{path}: {decode_failure(exc)}") from exc
     if image is None or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
         raise UnreadableImage(f"{path}: cannot be decoded as an image ({len(data)} bytes)")
     return image

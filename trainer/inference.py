@@ -12,16 +12,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from models.detections import Detections
 from models.ssd import SSDModel
 from runtime.batch import EVAL_POSTPROCESS, detect_pictures
 from runtime.predictor import Predictor
 
-from .errors import DataError
-from .image_io import UnreadableImage, read_image
-from .loader import Batch
+from .loader import Batch, load_sample
 from .scan import Sample
 
 __all__ = ["EVAL_POSTPROCESS", "detect_samples", "eval_predictor", "load_sample", "validation_detections"]
@@ -31,14 +27,6 @@ def eval_predictor(model: SSDModel, engine: str = "auto") -> Predictor:
     """A predictor with the evaluation thresholds. ``engine``: as the app chooses (``auto``),
     or a named one (``keras`` for a model whose weights are still changing: training)."""
     return Predictor(model, config=EVAL_POSTPROCESS, engine=engine, source=model.name)
-
-
-def load_sample(sample: Sample) -> np.ndarray:
-    """The sample's picture as decoded for training (BGR uint8, EXIF orientation if asked)."""
-    try:
-        return read_image(sample.image_path, sample.exif_orientation)
-    except UnreadableImage as exc:
-        raise DataError(sample.image_path, f"could not be read ({exc}); did the file change since it was scanned?") from exc
 
 
 def detect_samples(model: SSDModel | Predictor, samples: Sequence[Sample], batch_size: int = 16, workers: int = 4,

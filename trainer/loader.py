@@ -88,6 +88,17 @@ def source_masks(samples: Sequence[Sample], class_names: Sequence[str], enabled:
     return masks
 
 
+def load_sample(sample: Sample) -> np.ndarray:
+    """The sample's picture as decoded for training and evaluation (BGR uint8, EXIF
+    orientation where the scan found the labels need it). Raises DataError naming the file
+    when it cannot be read any more (it was readable when the folder was scanned)."""
+    try:
+        return read_image(sample.image_path, sample.exif_orientation)
+    except UnreadableImage as exc:
+        raise DataError(sample.image_path, f"could not be read ({exc}); did the file change since the folder "
+                                           "was scanned?") from exc
+
+
 class BatchLoader:
     """Deterministic parallel batches over ``samples``.
 
@@ -166,11 +177,7 @@ class BatchLoader:
     def load(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(image, box_targets, class_targets, class_mask) of sample ``index`` in ``epoch``."""
         sample = self.samples[index]
-        try:
-            image = read_image(sample.image_path, sample.exif_orientation)
-        except UnreadableImage as exc:
-            raise DataError(sample.image_path, f"could not be read during training ({exc}); "
-                                               "did the file change since the run started?") from exc
+        image = load_sample(sample)
         boxes, labels = self.labels_of(sample)
         if self.training:
             # one generator per (run, epoch, image): independent of thread scheduling
