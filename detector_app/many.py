@@ -67,6 +67,7 @@ class Settings:
     classes: tuple[str, ...] | None = None
     video: bool = False
     model_sha256: str = ""
+    tiles: str | None = None  # runtime.tiling.TileGrid as text ("3x3"), or None
 
 
 @dataclass
@@ -197,8 +198,11 @@ def is_complete(out_dir: Path, job: Job, settings: Settings) -> bool:
 
 
 def settings_record(settings: Settings) -> dict[str, Any]:
-    return {"conf": settings.conf, "iou": settings.iou, "classes": list(settings.classes or []) or None,
-            "video": settings.video, "model_sha256": settings.model_sha256}
+    record = {"conf": settings.conf, "iou": settings.iou, "classes": list(settings.classes or []) or None,
+              "video": settings.video, "model_sha256": settings.model_sha256}
+    if settings.tiles:  # only when used, so records written before tiling existed still match
+        record["tiles"] = settings.tiles
+    return record
 
 
 def remove_stale_temporaries(out_dir: Path) -> int:
@@ -256,6 +260,7 @@ class DetectWorker:
             model = load_model(path)
         config = PostprocessConfig(conf_threshold=settings.conf, iou_threshold=settings.iou)
         self.predictor = Predictor(model, config=config, classes=settings.classes, source="detect-many")
+        self.predictor.tiles = settings.tiles
         self.settings = settings
 
     def run(self, job: Job, out_dir: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import numpy as np
 from models import Detections
 from runtime.predictor import Detector, RawOutputs
 from runtime.stats import percentile
+from runtime.tiling import TileGrid
 
 from .capture import (
     Backoff,
@@ -128,6 +129,7 @@ class _Pending:
     conf: float | None = None
     iou: float | None = None
     hidden: frozenset[str] | None = None
+    tiles: TileGrid | None | bool = False  # False: unchanged; None: tiling off
     dirty: bool = False
 
 
@@ -178,6 +180,7 @@ class HeadlessPipeline:
         self._lock = threading.Lock()
         self._pending = _Pending()
         self._hidden: frozenset[str] = frozenset()
+        self._tiles: TileGrid | None = None
         self._conf_iou: tuple[float | None, float | None] = (None, None)
         self._figures = _Figures()
         self._rate = RateMeter()
@@ -269,6 +272,11 @@ class HeadlessPipeline:
     def set_thresholds(self, conf: float | None = None, iou: float | None = None) -> None:
         changes = {k: v for k, v in (("conf", conf), ("iou", iou)) if v is not None}
         self._update(**changes)
+
+    def set_tiles(self, tiles: TileGrid | str | None) -> None:
+        """Tiled inference for small objects from the next frame ("3x3", a TileGrid, or
+        None / "off"); a paused frame must be run again (seek), not re-selected."""
+        self._update(tiles=TileGrid.parse(tiles) if isinstance(tiles, str) else tiles)
 
     def set_hidden_classes(self, names: Iterable[str]) -> None:
         """Do not report these classes (names the model does not know are ignored, so the
@@ -404,6 +412,8 @@ class HeadlessPipeline:
             self._event(CaptureEvent(EventKind.MODEL, f"now detecting with {name}"))
         if pending.hidden is not None:
             self._hidden = pending.hidden
+        if pending.tiles is not False:
+            self._tiles = pending.tiles
         conf, iou = self._conf_iou
         self._conf_iou = (conf if pending.conf is None else pending.conf,
                           iou if pending.iou is None else pending.iou)
@@ -418,6 +428,7 @@ class HeadlessPipeline:
             predictor.set_thresholds(conf=conf, iou=iou)
         except ValueError as exc:
             self._event(CaptureEvent(EventKind.ERROR, f"thresholds not applied: {exc}"))
+        predictor.tiles = self._tiles
         shown = [c for c in predictor.class_names if c not in self._hidden]
         predictor.class_filter = None if len(shown) == len(predictor.class_names) else shown
 

@@ -58,6 +58,7 @@ class Settings:
     conf: float = 0.5
     iou: float = 0.45
     hidden_classes: list[str] = field(default_factory=list)
+    tiles: str = "off"  # tiled inference for small objects: "off", "2x2", "3x3" (runtime.tiling)
     realtime: bool = True
     window_geometry: str | None = None
     window_state: str | None = None
@@ -82,6 +83,18 @@ def _optional_str(v: Any) -> bool:
     return v is None or isinstance(v, str)
 
 
+def _tiles(v: Any) -> bool:
+    from runtime.tiling import TileGrid
+
+    if not isinstance(v, str):
+        return False
+    try:
+        TileGrid.parse(v)
+    except ValueError:
+        return False
+    return True
+
+
 def _str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
@@ -93,6 +106,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "conf": (_unit(False, True), "a number in [0, 1)"),
     "iou": (_unit(True, False), "a number in (0, 1]"),
     "hidden_classes": (_str_list, "a list of class names"),
+    "tiles": (_tiles, "off, 2x2 or 3x3"),
     "realtime": (lambda v: isinstance(v, bool), "true or false"),
     "window_geometry": (_optional_str, "text"),
     "window_state": (_optional_str, "text"),

@@ -43,6 +43,7 @@ from .engines import (
 )
 from .images import to_bgr8
 from .stats import summarise
+from .tiling import TileGrid, merge_views
 
 STAGES = ("preprocess", "inference", "postprocess")
 
@@ -148,9 +149,24 @@ class Detector(Protocol):
     @class_filter.setter
     def class_filter(self, classes: Iterable[str] | None) -> None: ...
 
+    @property
+    def tiles(self) -> TileGrid | None: ...
+
+    @tiles.setter
+    def tiles(self, grid: TileGrid | str | None) -> None: ...
+
     def set_thresholds(self, conf: float | None = None, iou: float | None = None) -> None: ...
 
     def run(self, frames: Sequence[np.ndarray], keep_raw: bool = False) -> Prediction: ...
+
+    @staticmethod
+    def _merge(corners: np.ndarray, probs: np.ndarray, views: list, sizes: Sequence[tuple[int, int]]
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(F * V, N, ...) outputs of the views -> (F, V * N, ...) per frame, in frame coordinates."""
+        per_frame = len(views[0])
+        merged = [merge_views(corners[i * per_frame:(i + 1) * per_frame], probs[i * per_frame:(i + 1) * per_frame],
+                              views[i], int(sizes[i][0]), int(sizes[i][1])) for i in range(len(views))]
+        return np.stack([m[0] for m in merged]), np.stack([m[1] for m in merged])
 
     def select(self, raw: RawOutputs) -> Detections: ...
 
@@ -187,6 +203,7 @@ class Predictor:
         self._config = config or PostprocessConfig()
         self._class_filter: frozenset[str] | None = None
         self._class_mask: np.ndarray | None = None
+        self._tiles: TileGrid | None = None
         self.class_filter = classes
         # convert_in_child: a first-time LiteRT conversion runs in a child process, so a GUI
         # that builds predictors on a worker thread never freezes (the converter holds the GIL).
@@ -244,6 +261,18 @@ class Predictor:
             self._config = dataclasses.replace(old, conf_threshold=old.conf_threshold if conf is None else conf,
                                                iou_threshold=old.iou_threshold if iou is None else iou)
 
+    @property
+    def tiles(self) -> TileGrid | None:
+        """Tiled inference for small objects (see :mod:`runtime.tiling`), or None."""
+        return self._tiles
+
+    @tiles.setter
+    def tiles(self, grid: TileGrid | str | None) -> None:
+        if isinstance(grid, str):
+            grid = TileGrid.parse(grid)
+        with self._settings_lock:
+            self._tiles = grid
+
     def _selection(self) -> tuple[PostprocessConfig, np.ndarray | None]:
         """The settings of one call, read together."""
         with self._settings_lock:
@@ -290,16 +319,26 @@ class Predictor:
         """
         if len(frames) == 0:
             return Prediction((), StageTimes(batch=0))
+        grid = self._tiles  # read once: a change from another thread applies to the next call
         if sizes is None:
             sizes = [(f.shape[0], f.shape[1]) for f in frames]
         elif len(sizes) != len(frames):
             raise ValueError(f"{len(frames)} frames but {len(sizes)} sizes")
+        elif grid is not None:
+            raise ValueError("tiled inference needs the frames themselves, not frames resized already (sizes)")
+        views = [grid.views(f.shape[0], f.shape[1]) for f in frames] if grid is not None else []
         with self._run_lock:
             t0 = time.perf_counter()
-            batch = self.preprocess(frames)
+            if grid is None:
+                batch = self.preprocess(frames)
+            else:  # every view of every frame in one batch
+                batch = self.preprocess([f[v.y:v.y + v.height, v.x:v.x + v.width]
+                                         for f, frame_views in zip(frames, views) for v in frame_views])
             t1 = time.perf_counter()
             corners, probs = self.infer(batch)
             t2 = time.perf_counter()
+        if grid is not None:
+            corners, probs = self._merge(np.asarray(corners), np.asarray(probs), views, sizes)
         results = self.postprocess(corners, probs, sizes)
         t3 = time.perf_counter()
         times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, len(frames))
@@ -309,6 +348,15 @@ class Predictor:
             raw = tuple(RawOutputs(np.array(corners[i], np.float32), np.array(probs[i], np.float32),
                                    (int(sizes[i][0]), int(sizes[i][1]))) for i in range(len(frames)))
         return Prediction(tuple(results), times, raw)
+
+    @staticmethod
+    def _merge(corners: np.ndarray, probs: np.ndarray, views: list, sizes: Sequence[tuple[int, int]]
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(F * V, N, ...) outputs of the views -> (F, V * N, ...) per frame, in frame coordinates."""
+        per_frame = len(views[0])
+        merged = [merge_views(corners[i * per_frame:(i + 1) * per_frame], probs[i * per_frame:(i + 1) * per_frame],
+                              views[i], int(sizes[i][0]), int(sizes[i][1])) for i in range(len(views))]
+        return np.stack([m[0] for m in merged]), np.stack([m[1] for m in merged])
 
     def select(self, raw: RawOutputs) -> Detections:
         """Selection alone, with the current thresholds and class filter, on the raw outputs

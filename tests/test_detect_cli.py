@@ -81,3 +81,18 @@ def test_info_prints_the_spec(model_file, capfd):
     assert main.main(["info", str(model_file)]) == 0
     out = capfd.readouterr().out
     assert "8752 default boxes" in out and "class_names:\n- dog\n- cat" in out
+
+
+def test_detect_with_tiles(tmp_path, model_file, capfd):
+    video = write_video(tmp_path / "in.avi", frames=4, size=(320, 240))
+    rc = main.main(["detect", str(video), "--model", str(model_file), "--conf", "0.3", "--tiles", "2x2",
+                    "--json", str(tmp_path / "d.jsonl"), "--no-progress"])
+    err = capfd.readouterr().err
+    assert rc == 0, err
+    assert "tiles 2x2 + the full frame" in err
+    lines = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and lines[0]["detections"]
+    assert all(0 <= d["box"][0] <= d["box"][2] <= 320 for d in lines[0]["detections"])
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["detect", str(video), "--model", str(model_file), "--tiles", "nine"])
+    assert exit_info.value.code == 2 and "ROWSxCOLS such as 2x2" in capfd.readouterr().err

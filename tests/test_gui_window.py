@@ -178,6 +178,23 @@ def test_sliders_and_class_filter_change_what_is_drawn(qtbot, window, clip):
     assert window.bridge.pipeline.stats().processed == processed
 
 
+def test_small_object_tiles_run_the_paused_frame_again_and_are_remembered(qtbot, window, clip, dog_predictor):
+    from runtime.tiling import TileGrid
+
+    play(qtbot, window, str(clip))
+    window.set_playing(False)
+    shown = drained(qtbot, window)
+    processed = window.bridge.pipeline.stats().processed
+    window.thresholds.tiles.setCurrentIndex(window.thresholds.tiles.findData("3x3"))
+    again = settled_result(qtbot, window)
+    assert again.frame.index == shown.frame.index, "the same frame, looked at again"
+    assert window.bridge.pipeline.stats().processed == processed + 1, "through the network, not re-selected"
+    assert dog_predictor.tiles == TileGrid(3, 3) and window.settings.tiles == "3x3"
+    window.thresholds.set_tiles("off")
+    settled_result(qtbot, window)
+    assert dog_predictor.tiles is None and window.settings.tiles == "off"
+
+
 def test_play_pause_step_and_seek(qtbot, window, clip):
     play(qtbot, window, str(clip))
     window.set_playing(False)

@@ -284,6 +284,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default="auto", choices=["auto", "keras", "litert", "litert-fp16", "litert-int8"],
                         help="inference engine, as the app runs it (default auto: LiteRT on a CPU, else the "
                              "compiled Keras graph); the mAP is that engine's")
+    parser.add_argument("--tiles", metavar="RxC", help="evaluate with tiled inference (2x2, 3x3), as the app's "
+                                                       "--tiles runs it; default off")
     parser.add_argument("--workers", type=int, default=_default_workers(), help="reading threads")
     parser.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bars")
 
@@ -306,6 +308,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     _refuse_clobbering([("--json", args.json), ("--plot", plot_given)], args.data, args.model)
     if args.batch < 1:
         raise DataError("--batch", f"must be at least 1, got {args.batch}")
+    from runtime.tiling import TileGrid
+
+    try:
+        tiles = TileGrid.parse(args.tiles)
+    except ValueError as exc:
+        raise DataError("--tiles", str(exc)) from exc
     if args.model is None:
         from models.bundled import BUNDLED_MODEL, bundled_model_path
 
@@ -330,7 +338,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if skipped:
         print(f"note: {skipped} objects of classes the model does not know are not part of this evaluation")
     predictor = eval_predictor(model, args.engine)
-    print(f"engine: {predictor.engine} on {predictor.device} (the app's inference path)")
+    predictor.tiles = tiles
+    print(f"engine: {predictor.engine} on {predictor.device} (the app's inference path)"
+          + (f"; tiles {tiles} + the full frame" if tiles else ""))
     detections = detect_samples(predictor, samples, args.batch, args.workers, "detecting" if args.progress_bar else None)
     labelled = labelled_classes(samples, classes, reference=every)
     if labelled is not None:
@@ -348,6 +358,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             "images": len(samples),
             "classes": list(classes),
             "engine": predictor.engine,
+            "tiles": str(tiles) if tiles else None,
             "postprocess": {"conf_threshold": EVAL_POSTPROCESS.conf_threshold, "nms_iou": EVAL_POSTPROCESS.iou_threshold,
                             "top_k": EVAL_POSTPROCESS.top_k, "max_detections": EVAL_POSTPROCESS.max_detections},
             "rules": {"ap": "VOC2010+ all-point", "ap_voc07": "VOC2007 11-point", "difficult": "ignored",

@@ -118,7 +118,7 @@ class MainWindow(QMainWindow):
         self.addToolBar(self.toolbar)
         self.cameras = CameraPicker()
         self.model_picker = ModelPicker(registry)
-        self.thresholds = ThresholdPanel(self.settings.conf, self.settings.iou)
+        self.thresholds = ThresholdPanel(self.settings.conf, self.settings.iou, self.settings.tiles)
         self.class_filter = ClassFilterPanel()
         self.training = TrainingPanel(registry, self.settings)
         self._add_docks()
@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         self.actions_by_name["realtime"].setChecked(self.settings.realtime)
         self.playback.realtime.setChecked(self.settings.realtime)
         self.thresholds.thresholdsChanged.connect(self._thresholds_changed)
+        self.thresholds.tilesChanged.connect(self._tiles_changed)
         self.class_filter.hiddenChanged.connect(self._hidden_changed)
         self.model_picker.modelChosen.connect(self.load_model)
         self.model_picker.openRequested.connect(self.choose_model_file)
@@ -318,6 +319,7 @@ class MainWindow(QMainWindow):
         pipeline = self.bridge.start(source, predictor, realtime=self.settings.realtime)
         pipeline.set_thresholds(*self.thresholds.values())
         pipeline.set_hidden_classes(self.settings.hidden_classes)
+        pipeline.set_tiles(self.settings.tiles)
         self.outputs.attach(pipeline)
         self.meter = DisplayMeter()
         self._at_end = False
@@ -521,6 +523,12 @@ class MainWindow(QMainWindow):
         if self.bridge.pipeline is not None:
             self.bridge.pipeline.set_thresholds(conf, iou)
         self._refresh_if_paused(selection_only=True)
+
+    def _tiles_changed(self, tiles: str) -> None:
+        self.settings.tiles = tiles
+        if self.bridge.pipeline is not None:
+            self.bridge.pipeline.set_tiles(tiles)
+        self._refresh_if_paused()  # other views of the frame: the network runs again
 
     def _hidden_changed(self, hidden: list[str]) -> None:
         model_classes = set(self.loaded.predictor.class_names) if self.loaded else set()
