@@ -145,6 +145,15 @@ def run_bench(args: argparse.Namespace) -> int:
             result["stages"][str(batch)] = times
             for stage, t in times.items():
                 print(f"{batch:>5} {stage:>12} {t['ms_p50']:>8.2f} {t['ms_p95']:>8.2f}")
+        # Tiled inference (the app's "Small objects"): every view of a frame in one batch.
+        result["tiles"] = {}
+        for grid in ("2x2", "3x3"):
+            predictor.tiles = grid
+            times = stage_times(predictor, frames, 1, max(10, args.calls // 4))
+            predictor.tiles = None
+            result["tiles"][grid] = times
+            print(f"tiles {grid} + full frame, batch 1: p50 {times['total']['ms_p50']:.1f} ms per frame "
+                  f"(inference {times['inference']['ms_p50']:.1f}, postprocess {times['postprocess']['ms_p50']:.1f})")
         for conf in (0.5, 0.01):
             t = decode_nms_times(predictor, frames[0], conf)
             result[f"decode_nms_conf_{conf}"] = t

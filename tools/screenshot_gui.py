@@ -52,7 +52,7 @@ def start_xvfb(screen: str = SCREEN) -> tuple[subprocess.Popen, str]:
 
 
 def capture(source: str, model: str | None, seconds: float, out: Path, conf: float | None,
-            size: tuple[int, int]) -> int:
+            size: tuple[int, int], tiles: str | None = None) -> int:
     """Run the app in this process on the current $DISPLAY and save a grab of its window."""
     os.environ["QT_QPA_PLATFORM"] = "xcb"
     os.environ["QT_XCB_GL_INTEGRATION"] = "none"  # TensorFlow + Qt GL on X11 abort at exit
@@ -70,6 +70,8 @@ def capture(source: str, model: str | None, seconds: float, out: Path, conf: flo
     window.show()
     if conf is not None:
         window.thresholds.conf.set_value(conf)
+    if tiles is not None:
+        window.thresholds.set_tiles(tiles)
     window.start(model=model, source=source)
     started = time.perf_counter()
     state = {"status": 1, "ready_at": None}
@@ -116,6 +118,7 @@ def main() -> int:
     parser.add_argument("--source", default=str(VTEST), help="video to play (default: OpenCV's vtest.avi)")
     parser.add_argument("--model", help="model file (default: the bundled model)")
     parser.add_argument("--conf", type=float, help="confidence threshold to show")
+    parser.add_argument("--tiles", choices=["off", "2x2", "3x3"], help="the Small objects setting to show")
     parser.add_argument("--seconds", type=float, default=6.0, help="play this long before the grab")
     parser.add_argument("--size", default="1280x760", help="window size WIDTHxHEIGHT")
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
@@ -126,7 +129,7 @@ def main() -> int:
         sys.exit(f"error: {args.source}: no such file (vtest.avi comes with: sudo apt-get install opencv-doc)")
     size = tuple(int(v) for v in args.size.lower().split("x"))
     if args.child:
-        return capture(args.source, args.model, args.seconds, Path(args.out), args.conf, size)
+        return capture(args.source, args.model, args.seconds, Path(args.out), args.conf, size, args.tiles)
     xvfb, display = (None, args.display) if args.display else start_xvfb()
     try:
         with tempfile.TemporaryDirectory() as config:
