@@ -26,11 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # leaves room for engine and library differences while a broken or untrained file (0 of 30)
 # still fails.
 HITS_AT_LEAST = 13
-# Frames of vtest.avi (every 40th, 20 in all) where the model boxes a pedestrian at confidence
-# 0.3: 10 measured 2026-12-02 (stage 3; stage 2: 7). At the issue's 0.5 it boxes none yet (the pedestrians are 10-15
-# pixels wide at 300x300; see assets/MODEL_CARD.md), so this is a smoke test, not the target.
-PEDESTRIAN_FRAMES_AT_LEAST = 3
-PEDESTRIAN_CONF = 0.3
+# Frames of vtest.avi (every 40th, 20 in all) where the model boxes a pedestrian: on the full
+# frame at confidence 0.3, 10 measured 2026-12-02 (stage 3; stage 2: 7); at the issue's 0.5 it
+# boxes none on the full frame (the pedestrians are 10-15 pixels wide at 300x300; see
+# assets/MODEL_CARD.md), 11 of 20 with 3x3 tiles (the app's "Small objects"). About half of
+# each measured figure: room for engine differences, while a broken model still fails.
+PEDESTRIAN_CASES = [(None, 0.3, 3), ("3x3", 0.5, 5)]  # tiles, confidence, frames at least
 
 
 @pytest.fixture(scope="module")
@@ -114,15 +115,17 @@ def test_the_bundled_model_finds_animals_in_real_photos(shared_dir):
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
-def test_the_bundled_model_boxes_pedestrians_in_vtest():
+@pytest.mark.parametrize("tiles, conf, at_least", PEDESTRIAN_CASES, ids=["full-frame-0.3", "tiles-3x3-0.5"])
+def test_the_bundled_model_boxes_pedestrians_in_vtest(tiles, conf, at_least):
     """The README's screenshot: on OpenCV's vtest.avi (not in the training data) the model boxes
-    some of the walking pedestrians as person at confidence 0.3 (every 40th frame)."""
+    some of the walking pedestrians as person (every 40th frame)."""
     if not VTEST.is_file():
         pytest.skip(f"{VTEST} is absent (apt-get install opencv-doc)")
     from runtime.predictor import Predictor
 
     predictor = Predictor.from_file(BUNDLED_MODEL)
-    predictor.set_thresholds(conf=PEDESTRIAN_CONF)
+    predictor.set_thresholds(conf=conf)
+    predictor.tiles = tiles
     capture = cv2.VideoCapture(str(VTEST))
     people, frames, index = [], 0, 0
     while True:
@@ -137,4 +140,4 @@ def test_the_bundled_model_boxes_pedestrians_in_vtest():
     capture.release()
     assert frames == 20
     with_people = sum(1 for n in people if n > 0)
-    assert with_people >= PEDESTRIAN_FRAMES_AT_LEAST, people
+    assert with_people >= at_least, people
