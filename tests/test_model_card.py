@@ -66,3 +66,15 @@ def test_stages_with_different_validation_images_are_refused(tmp_path):
     two = write_run(tmp_path / "two", 1, 1, 0.01, [(1, 0.01, 9.5, 8.0, 0.10, 0.12, 600)], val="b.jpg\n")
     with pytest.raises(ValueError, match="val_images.txt differs"):
         card([one, two], REPORT, "m", [])
+
+
+def test_a_tiled_evaluation_adds_a_column(tmp_path):
+    one = write_run(tmp_path / "one", 1, 1, 0.01, [(1, 0.01, 9.5, 8.0, 0.4567, 0.5, 600)])
+    tiled = {**REPORT, "tiles": "2x2", "map": 0.5, "per_class": [
+        {"class": "dog", "positives": 7, "ap": 0.7, "ap_voc07": 0.7},
+        {"class": "cat", "positives": 0, "ap": None, "ap_voc07": None}]}
+    text = card([one], REPORT, "m", [], tiled)
+    assert "| class | objects (val) | AP all-point (%) | AP VOC07 11-point (%) | AP with 2x2 tiles (%) |" in text
+    assert "| dog | 7 | 61.3 | 62.0 | 70.0 |" in text and "| **mean** | | **45.7** | **50.0** | **50.0** |" in text
+    with pytest.raises(ValueError, match="same images"):
+        card([one], REPORT, "m", [], {**tiled, "images": 3})

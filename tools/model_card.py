@@ -1,7 +1,7 @@
 """Write a model card (Markdown) from the training stages of a model and an evaluation report.
 
     python -m tools.model_card RUN_DIR [RUN_DIR ...] --eval EVAL.json --out assets/MODEL_CARD.md \\
-        [--machine "2-core CPU ..."] [--note "free text, repeatable"]
+        [--eval-tiled EVAL_TILES.json] [--machine "2-core CPU ..."] [--note "free text, repeatable"]
 
 Each RUN_DIR is what ``main.py train`` wrote (summary.yaml, config.yaml, log.csv), in order:
 a model trained in stages (each stage ``--from`` the one before) lists every stage; the last
@@ -65,11 +65,18 @@ def data_lines(data: list[str]) -> list[str]:
     return [f"  - `{Path(d).name}`: {DATASET_TERMS.get(Path(d).name, 'terms not recorded')}" for d in data]
 
 
-def per_class_table(report: dict) -> list[str]:
-    lines = ["| class | objects (val) | AP all-point (%) | AP VOC07 11-point (%) |", "|---|---|---|---|"]
+def per_class_table(report: dict, tiled: dict | None = None) -> list[str]:
+    """AP per class; with ``tiled`` (an eval report of the same model and images with
+    ``--tiles``), one more column of all-point AP with tiles."""
+    extra = f" AP with {tiled['tiles']} tiles (%) |" if tiled else ""
+    lines = ["| class | objects (val) | AP all-point (%) | AP VOC07 11-point (%) |" + extra,
+             "|---|---|---|---|" + ("---|" if tiled else "")]
+    tiled_ap = {c["class"]: c["ap"] for c in tiled["per_class"]} if tiled else {}
     for c in report["per_class"]:
-        lines.append(f"| {c['class']} | {c['positives']} | {_pct(c['ap'])} | {_pct(c['ap_voc07'])} |")
-    lines.append(f"| **mean** | | **{_pct(report['map'])}** | **{_pct(report['map_voc07'])}** |")
+        more = f" {_pct(tiled_ap.get(c['class']))} |" if tiled else ""
+        lines.append(f"| {c['class']} | {c['positives']} | {_pct(c['ap'])} | {_pct(c['ap_voc07'])} |{more}")
+    more = f" **{_pct(tiled['map'])}** |" if tiled else ""
+    lines.append(f"| **mean** | | **{_pct(report['map'])}** | **{_pct(report['map_voc07'])}** |{more}")
     return lines
 
 
@@ -131,7 +138,9 @@ def check_same_split(stages: list[Stage]) -> None:
                              "trained in stages must keep one split (same data, --val-split and --seed)")
 
 
-def card(run_dirs: list[Path], report: dict, machine: str, notes: list[str]) -> str:
+def card(run_dirs: list[Path], report: dict, machine: str, notes: list[str], tiled: dict | None = None) -> str:
+    if tiled is not None and (not tiled.get("tiles") or tiled.get("images") != report.get("images")):
+        raise ValueError("the tiled report must come from eval --tiles on the same images as the main report")
     stages = [Stage.read(Path(d)) for d in run_dirs]
     check_same_split(stages)
     last = stages[-1]
@@ -160,10 +169,13 @@ def card(run_dirs: list[Path], report: dict, machine: str, notes: list[str]) -> 
         "",
         f"## Validation ({report['images']} held-out images, IoU 0.5, difficult objects ignored)",
         "",
-        *per_class_table(report),
+        *per_class_table(report, tiled),
         "",
         "Evaluation settings: confidence > 0.01, NMS IoU 0.45, 200 detections per image; the mean is "
-        "over classes with validation objects.",
+        "over classes with validation objects."
+        + (f" The last column: the same model and images with `--tiles {tiled['tiles']}` (the app's Small "
+           "objects; the frame and overlapping tiles in one batch, several times the inference cost)."
+           if tiled else ""),
         "",
         "## Per epoch",
         "",
@@ -179,13 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.model_card", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="the training stages, in order")
     parser.add_argument("--eval", dest="eval_json", type=Path, required=True, help="main.py eval --json of the model")
+    parser.add_argument("--eval-tiled", type=Path, help="main.py eval --tiles --json of the same model and images")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--machine", default="an unnamed machine")
     parser.add_argument("--note", action="append", default=[])
     args = parser.parse_args(argv)
     report = json.loads(args.eval_json.read_text())
+    tiled = json.loads(args.eval_tiled.read_text()) if args.eval_tiled else None
     try:
-        text = card(args.run_dirs, report, args.machine, args.note)
+        text = card(args.run_dirs, report, args.machine, args.note, tiled)
     except KeyError as exc:
         print(f"error: a run file lacks the field {exc} (not written by main.py train?)", file=sys.stderr)
         return 2
