@@ -159,15 +159,6 @@ class Detector(Protocol):
 
     def run(self, frames: Sequence[np.ndarray], keep_raw: bool = False) -> Prediction: ...
 
-    @staticmethod
-    def _merge(corners: np.ndarray, probs: np.ndarray, views: list, sizes: Sequence[tuple[int, int]]
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """(F * V, N, ...) outputs of the views -> (F, V * N, ...) per frame, in frame coordinates."""
-        per_frame = len(views[0])
-        merged = [merge_views(corners[i * per_frame:(i + 1) * per_frame], probs[i * per_frame:(i + 1) * per_frame],
-                              views[i], int(sizes[i][0]), int(sizes[i][1])) for i in range(len(views))]
-        return np.stack([m[0] for m in merged]), np.stack([m[1] for m in merged])
-
     def select(self, raw: RawOutputs) -> Detections: ...
 
 
