@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 # The GUI's X11 process must not use Qt's GL integration when TensorFlow is loaded too (two
 # LLVM copies abort at exit); set it before any QApplication exists.
@@ -79,6 +81,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def honour_sigint() -> None:
+    """SIGINT is how a user (Ctrl-C) and the app (Cancel of a training run) ask a command to
+    stop cleanly: checkpoint, keep finished outputs, exit 130. A process started as a
+    background job of a non-interactive shell inherits SIGINT as ignored and would then only
+    ever be killed; give it Python's handler back."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in argv if not a.startswith("-")), None)
@@ -90,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         command, argv = "gui", ["gui", *argv]
     args = build_parser(command).parse_args(argv)
+    honour_sigint()
     preload_backend(probe_gpu=command not in NO_BACKEND)
     module_name, name, _ = COMMANDS[command]
     runner = getattr(importlib.import_module(module_name), f"run_{name}")
