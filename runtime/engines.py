@@ -160,38 +160,41 @@ def convert_to_litert(model: SSDModel, quantise: str | None = None) -> bytes:
 def _convert_file(model_path: str, out_path: str, quantise: str = "", parent_pid: str = "") -> None:
     """Child-process entry of :class:`ChildConversion`: model file in, LiteRT file out.
 
-    The child watches its parent: if the app ends (closed, killed) while it converts, it
-    removes its folder and exits instead of running on for a minute.
+    The child watches its parent (armed by :data:`CHILD_CODE` before TensorFlow is imported,
+    armed again here for direct callers): if the app ends (closed, killed) while it converts,
+    it removes its folder and exits instead of running on for a minute. A conversion that
+    fails once the parent is gone cleans up too (nobody is left to read its error).
     """
-    import threading
-    import time
-
-    # The parent's pid comes from the parent: by the time this runs (after a TensorFlow
-    # import) the parent may be gone already, and os.getppid() would name the adopter.
-    parent = int(parent_pid) if parent_pid else os.getppid()
-
-    def orphaned() -> bool:
-        return os.getppid() != parent
-
-    def leave() -> None:
-        import shutil
-
-        shutil.rmtree(Path(out_path).parent, ignore_errors=True)
-        os._exit(3)
-
-    def watch_parent() -> None:
-        while True:
-            if orphaned():  # re-parented: the app is gone
-                leave()
-            time.sleep(0.5)
-
-    threading.Thread(target=watch_parent, daemon=True).start()
     from models.model_file import load_model
 
-    data = convert_to_litert(load_model(model_path), quantise or None)
-    if orphaned():
-        leave()
+    from .orphan import exit_with_parent, is_orphaned, leave
+
+    folder = Path(out_path).parent
+    parent = int(parent_pid) if parent_pid else os.getppid()
+    exit_with_parent(parent, folder)
+    try:
+        data = convert_to_litert(load_model(model_path), quantise or None)
+    except BaseException:
+        if is_orphaned(parent):
+            leave(folder)
+        raise
+    if is_orphaned(parent):
+        leave(folder)
     write_bytes_atomic(out_path, data)
+
+
+#: What the converter child runs: ``argv`` = model file, output file, quantisation, parent's
+#: pid. The orphan watch starts before anything heavy is imported.
+CHILD_CODE = (
+    "import sys; from runtime.orphan import exit_with_parent; "
+    "exit_with_parent(int(sys.argv[4]), sys.argv[5]); "
+    "from runtime.engines import _convert_file; "
+    "_convert_file(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4])"
+)
+
+#: The child's stderr, kept in its folder (a pipe to a parent that died would turn its
+#: messages into errors, and an unread pipe fills and blocks the writer).
+CHILD_LOG = "child.log"
 
 
 class ChildConversion:
@@ -215,12 +218,12 @@ class ChildConversion:
         self.cancelled = False
         try:
             src = save_model(model, Path(self._tmp) / "model.keras")
-            code = ("import sys; from runtime.engines import _convert_file; "
-                    "_convert_file(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4])")
-            self._proc = subprocess.Popen([sys.executable, "-c", code, str(src), str(self._out), quantise or "",
-                                           str(os.getpid())],
-                                          cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.PIPE, text=True)
+            with open(Path(self._tmp) / CHILD_LOG, "wb") as log_file:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-c", CHILD_CODE, str(src), str(self._out), quantise or "", str(os.getpid()),
+                     self._tmp],
+                    cwd=Path(__file__).resolve().parents[1], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=log_file)
         except BaseException:
             self._cleanup()
             raise
@@ -239,7 +242,7 @@ class ChildConversion:
         import subprocess
 
         try:
-            _, err = self._proc.communicate(timeout=timeout_s)
+            self._proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.cancel()
             raise RuntimeError(f"LiteRT conversion in a child process took more than {timeout_s:.0f} s") from None
@@ -247,11 +250,18 @@ class ChildConversion:
             if self.cancelled:
                 raise RuntimeError("LiteRT conversion cancelled")
             if self._proc.returncode != 0 or not self._out.exists():
-                tail = (err or "").strip().splitlines()[-1:] or ["no output"]
+                tail = self.log().strip().splitlines()[-1:] or ["no output"]
                 raise RuntimeError(f"LiteRT conversion in a child process failed: {tail[0]}")
             return self._out.read_bytes()
         finally:
             self._cleanup()
+
+    def log(self) -> str:
+        """What the child wrote to stderr so far ("" once its folder is removed)."""
+        try:
+            return (Path(self._tmp) / CHILD_LOG).read_text(errors="replace")
+        except OSError:
+            return ""
 
     def cancel(self) -> None:
         """Kill the child (if running) and remove its files; :meth:`result` then raises."""
