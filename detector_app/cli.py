@@ -205,7 +205,10 @@ def add_detect_many_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="F",
                         help="GPUs each worker asks of Ray (e.g. 0.25: four workers share one GPU; default 0)")
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
-                        help="a Ray cluster (ray://HOST:PORT or RAY_ADDRESS); default: a local Ray on this machine")
+                        help="a Ray cluster: ray://HOST:PORT (Ray Client, port 10001), HOST:PORT (the head's GCS, "
+                             "from a cluster node) or auto (one `ray start` left on this machine); default "
+                             "RAY_ADDRESS, else a new local Ray on this machine. A cluster with token "
+                             "authentication needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN)")
     parser.add_argument("--retries", type=int, default=1, help="retries of an input whose worker died (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -215,7 +218,7 @@ def run_detect_many(args: argparse.Namespace) -> int:
 
     from models.paths import is_inside
 
-    from .many import InputError, PlanError, Settings, collect_inputs, make_jobs, run_many, write_summary
+    from .many import ClusterError, InputError, PlanError, Settings, collect_inputs, make_jobs, run_many, write_summary
     from .model_store import DEFAULT_MODEL
 
     bad = _threshold_error(args)
@@ -244,7 +247,7 @@ def run_detect_many(args: argparse.Namespace) -> int:
             summary = run_many(jobs, out, str(model), settings, args.workers, args.address, args.retries,
                                progress=not args.no_progress, cpus_per_worker=args.cpus_per_worker,
                                gpus_per_worker=args.gpus_per_worker)
-        except PlanError as exc:  # the workers asked for do not fit the cluster
+        except (PlanError, ClusterError) as exc:  # no cluster there, or the workers do not fit it
             return _error(str(exc))
     path = write_summary(out, summary, {"model": str(model.resolve()), "address": args.address or "local"})
     for line in summary.lines():

@@ -49,6 +49,11 @@ class PlanError(ValueError):
     """Workers that cannot fit the cluster (the message says what it has)."""
 
 
+class ClusterError(RuntimeError):
+    """The Ray cluster named by ``--address`` could not be reached or joined (the message names
+    the address, the reason and what to check)."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One input: ``source`` as ``detect`` takes it (a video file or a folder of images) and
@@ -300,27 +305,92 @@ def _frame_totals(jobs: Sequence[Job]) -> int:
     return total
 
 
+def parse_address(address: str) -> tuple[bool, str, int] | None:
+    """``ray://HOST:PORT`` (Ray Client) or ``HOST:PORT`` (the head's GCS, for a driver on a
+    cluster node) as (client, host, port); None for ``auto`` (a cluster started with ``ray
+    start`` on this machine, found by Ray). Raises ClusterError for anything else."""
+    if address == "auto":
+        return None
+    client = address.startswith("ray://")
+    rest = address[len("ray://"):] if client else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ClusterError(f"--address {address}: expected ray://HOST:PORT (Ray Client, port 10001 by default), "
+                           "HOST:PORT (the head's GCS, port 6379 by default) or auto")
+    return client, host.strip("[]"), int(port)
+
+
+def probe_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds when nothing listens at ``address`` (Ray itself retries a dead GCS
+    address for minutes and a dead client address for 30 s)."""
+    import socket
+
+    parsed = parse_address(address)
+    if parsed is None:
+        return
+    client, host, port = parsed
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        what = "the Ray Client server port (ray start --ray-client-server-port, default 10001)" if client \
+            else "the head's GCS port (ray start --port, default 6379)"
+        raise ClusterError(f"--address {address}: nothing accepts connections at {host}:{port} "
+                           f"({exc.strerror or exc}); is the head running, reachable from here, and is that "
+                           f"{what}?") from None
+
+
+def _join_failure(address: str, exc: BaseException) -> ClusterError:
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    hint = ""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        # Ray >= 2.59 turns token authentication on for clusters made by `ray start`, and a
+        # driver given an explicit address never sends a token unless told to.
+        hint = ("; if the cluster uses token authentication (the default of `ray start` since Ray 2.59), "
+                "set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or the file ~/.ray/auth_token) to the cluster's token")
+    return ClusterError(f"could not join the Ray cluster at {address}: {reason[:300]}{hint}")
+
+
 def start_ray(address: str | None, cpus: int) -> None:
-    """Connect to ``address`` (a cluster), or start a local Ray with ``cpus`` CPUs."""
+    """Join the cluster at ``address``, or start a local Ray with ``cpus`` CPUs (never a
+    cluster that happens to run on this machine: that takes ``--address auto``).
+
+    Raises ClusterError when the cluster cannot be reached or joined."""
     import logging
+    import warnings
 
     import ray
 
-    env = {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "QT_QPA_PLATFORM": "offscreen"}
+    from runtime.quiet import native_stderr_silenced
+
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "QT_QPA_PLATFORM": "offscreen"}
     for name in (FAULT_ENV, "DETECTOR_CACHE_DIR", "OPENCV_IO_MAX_IMAGE_PIXELS"):
         if os.environ.get(name):
             env[name] = os.environ[name]
     if address:
+        probe_address(address)
+        # The code travels as the job's working directory (on the workers' import path);
+        # inputs and outputs must be on storage every node sees.
         runtime_env: dict[str, Any] = {"working_dir": str(ROOT), "env_vars": env,
                                        "excludes": [".git", "tests", "docs", "*.jsonl", "*.mp4", "*.avi"]}
-        ray.init(address=address, runtime_env=runtime_env, logging_level=logging.ERROR, log_to_driver=False)
+        try:
+            # Ray's native retry messages would bury the one line that says what failed.
+            with native_stderr_silenced(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ray.init(address=address, runtime_env=runtime_env, logging_level=logging.ERROR,
+                         log_to_driver=False)
+        except Exception as exc:  # ConnectionError, AuthenticationError, RuntimeError, ...: all say "no cluster"
+            ray.shutdown()  # whatever half of a connection was made
+            raise _join_failure(address, exc) from exc
     else:
         # Ray starts its workers at niceness 15 (so its own daemons stay responsive); here the
         # workers are the job, and at 15 they lose the cores to any other process: measured 33
         # frames/s in a worker against 55 in-process beside a training run, 55 with this.
         os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-                 runtime_env={"env_vars": env})
+        env["PYTHONPATH"] = str(ROOT)
+        # "local": a new Ray of our own even when `ray start` left one running on this machine
+        # (address=None would join it, and refuse the num_cpus given here).
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.ERROR,
+                 log_to_driver=False, runtime_env={"env_vars": env})
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,28 @@ def test_detect_many_on_local_ray(inputs, model_file, tmp_path, monkeypatch, cap
     assert again["done_now"] == 0 and again["skipped_complete"] == 4 and len(again["failed"]) == 1
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.done.json")} == done_times
     assert not list(out.glob(".*.partial.*")), "no temporary left behind"
+
+
+def test_addresses_are_read_as_ray_reads_them():
+    from detector_app.many import ClusterError, parse_address
+
+    assert parse_address("ray://head.example:10001") == (True, "head.example", 10001)
+    assert parse_address("10.0.0.5:6379") == (False, "10.0.0.5", 6379)
+    assert parse_address("ray://[::1]:10001") == (True, "::1", 10001)
+    assert parse_address("auto") is None
+    for bad in ("ray://head", "head:port", "head:0", ":6379", "ray://head:99999"):
+        with pytest.raises(ClusterError, match="expected ray://HOST:PORT"):
+            parse_address(bad)
+
+
+def test_without_an_address_a_new_local_ray_starts(monkeypatch):
+    """Never a cluster that `ray start` left on this machine: Ray's default (address None)
+    would join it, and refuse the CPU count given for a local Ray."""
+    ray = pytest.importorskip("ray")
+    from detector_app import many
+
+    seen = {}
+    monkeypatch.setattr(ray, "init", lambda **kwargs: seen.update(kwargs))
+    many.start_ray(None, 2)
+    assert seen["address"] == "local" and seen["num_cpus"] == 2
+    assert seen["runtime_env"]["env_vars"]["PYTHONPATH"]
