@@ -91,6 +91,10 @@ class RunSummary:
     def frames(self) -> int:
         return sum(r["frames"] for r in self.done)
 
+    def per_node(self) -> Counter:
+        """Inputs done per Ray node (where the work went)."""
+        return Counter(r.get("node", "?") for r in self.done)
+
     def per_class(self) -> Counter:
         total: Counter = Counter()
         for record in self.done:
@@ -103,7 +107,8 @@ class RunSummary:
             "failed": self.failed, "retried": self.retried, "frames": self.frames,
             "detections_per_class": dict(self.per_class().most_common()), "wall_time_s": round(self.seconds, 2),
             "frames_per_s": round(self.frames / self.seconds, 2) if self.seconds > 0 else 0.0,
-            "workers": self.workers, "worker_plan": self.plan, "interrupted": self.interrupted,
+            "workers": self.workers, "worker_plan": self.plan, "inputs_per_node": dict(self.per_node()),
+            "interrupted": self.interrupted,
             "outputs": [r["outputs"] for r in self.done],
         }
 
@@ -112,6 +117,9 @@ class RunSummary:
         out = [f"{len(self.done)} inputs done now, {self.skipped} complete from before, {len(self.failed)} failed "
                f"({self.inputs} in all); {self.frames} frames in {self.seconds:.1f} s ({fps:.1f} frames/s) "
                f"on {self.plan or f'{self.workers} workers'}"]
+        if len(self.per_node()) > 1:
+            out.append(f"on {len(self.per_node())} nodes: "
+                       + ", ".join(f"{node} {n} input(s)" for node, n in sorted(self.per_node().items())))
         if self.retried:
             out.append(f"{self.retried} input(s) retried after a worker died")
         if self.per_class():
@@ -250,6 +258,14 @@ def detect_one(predictor, job: Job, out_dir: Path, settings: Settings) -> dict[s
     return record
 
 
+def _node_name() -> str:
+    """This Ray node as the summary names it: its IP and the start of its node id (several
+    nodes may share an IP)."""
+    import ray
+
+    return f"{ray.util.get_node_ip_address()} ({ray.get_runtime_context().get_node_id()[:8]})"
+
+
 class DetectWorker:
     """A Ray actor: one model loaded once, many inputs."""
 
@@ -267,6 +283,7 @@ class DetectWorker:
         self.predictor = Predictor(model, config=config, classes=settings.classes, source="detect-many")
         self.predictor.tiles = settings.tiles
         self.settings = settings
+        self.node = _node_name()
 
     def run(self, job: Job, out_dir: str) -> dict[str, Any]:
         crash_on = os.environ.get(FAULT_ENV)
@@ -276,7 +293,9 @@ class DetectWorker:
                 marker.write_text("a worker died here once (test fault)")
                 os._exit(1)
         try:
-            return detect_one(self.predictor, job, Path(out_dir), self.settings)
+            record = detect_one(self.predictor, job, Path(out_dir), self.settings)
+            record["node"] = self.node  # for the summary only: the done record is written already
+            return record
         except Exception as exc:  # an input that fails is named with its reason; the run goes on
             # returned, not raised: the app's exception types need not survive Ray's pickling
             return {"error": str(exc).strip().splitlines()[-1][:500] if str(exc).strip() else type(exc).__name__}

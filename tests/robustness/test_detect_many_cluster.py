@@ -1,4 +1,4 @@
-"""`detect-many --address` against a real cluster (issue 14): a head started here with `ray
+"""`detect-many --address` against a real cluster (issue 14): two nodes started here with `ray
 start --head`, token authentication on (as `ray start` does by default since Ray 2.59), joined
 both ways a user would: through the Ray Client (``ray://HOST:PORT``) and through the head's GCS
 address (``HOST:PORT``). Outputs are those of `detect`; a driver without the token, or an
@@ -38,21 +38,24 @@ def free_port() -> int:
 
 
 def processes_of(temp_dir: str) -> list:
-    """Every process of the head started with ``temp_dir`` (each names it, or its session
-    folder, on its command line): only ours, never another Ray on the machine."""
-    found = []
+    """Every process of the cluster started with ``temp_dir``: those that name it (or their
+    session folder) on their command line, and their descendants (the agents rename
+    themselves "ray::DashboardAgent"): only ours, never another Ray on the machine."""
+    found: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(["cmdline"]):
         try:
             if any(temp_dir in part for part in proc.info["cmdline"] or ()):
-                found.append(proc)
+                found[proc.pid] = proc
+                found.update((child.pid, child) for child in proc.children(recursive=True))
         except psutil.Error:
             continue
-    return found
+    return list(found.values())
 
 
 @pytest.fixture(scope="module")
 def head():
-    """A one-node cluster of 2 CPUs with token authentication; its addresses and token."""
+    """A cluster of two nodes of one CPU each (a head and a worker node, both on this
+    machine, as Ray's own tests do), token authentication on; its addresses and token."""
     if not shutil.which("ray"):
         pytest.skip("the `ray` command is not installed")
     token = secrets.token_hex(32)
@@ -61,12 +64,15 @@ def head():
     gcs, client, agent = free_port(), free_port(), free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
     env.pop("RAY_ADDRESS", None)
-    started = subprocess.run(
-        ["ray", "start", "--head", "--num-cpus", "2", "--port", str(gcs), "--ray-client-server-port", str(client),
-         "--dashboard-agent-listen-port", str(agent), "--temp-dir", temp_dir, "--include-dashboard=false",
-         "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180)
+    common = ["--num-cpus", "1", "--temp-dir", temp_dir, "--disable-usage-stats"]
+    commands = [["ray", "start", "--head", "--port", str(gcs), "--ray-client-server-port", str(client),
+                 "--dashboard-agent-listen-port", str(agent), "--include-dashboard=false", *common],
+                ["ray", "start", "--address", f"127.0.0.1:{gcs}", "--dashboard-agent-listen-port", str(free_port()),
+                 *common]]
     try:
-        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        for command in commands:
+            started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+            assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
         yield {"gcs": f"127.0.0.1:{gcs}", "client": f"ray://127.0.0.1:{client}", "token": token}
     finally:
         procs = processes_of(temp_dir)
@@ -111,6 +117,8 @@ def test_a_cluster_runs_the_inputs_as_detect_does(way, head, clips, model_file, 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["address"] == head[way] and summary["done_now"] == 2 and not summary["failed"]
     assert summary["frames"] == 10 + 7
+    # two workers of one CPU: one on each node
+    assert summary["worker_plan"] == "2 worker(s) of 1 CPU" and len(summary["inputs_per_node"]) == 2, summary
     for clip in clips:
         single = tmp_path / f"{clip.stem}.jsonl"
         assert main.main(["detect", str(clip), "--model", str(model_file), "--conf", "0.3", "--json", str(single),
