@@ -43,7 +43,7 @@ from .engines import (
 )
 from .images import to_bgr8
 from .stats import summarise
-from .tiling import TileGrid, merge_views
+from .tiling import TileGrid, merge_batch
 
 STAGES = ("preprocess", "inference", "postprocess")
 
@@ -329,7 +329,7 @@ class Predictor:
             corners, probs = self.infer(batch)
             t2 = time.perf_counter()
         if grid is not None:
-            corners, probs = self._merge(np.asarray(corners), np.asarray(probs), views, sizes)
+            corners, probs = merge_batch(np.asarray(corners), np.asarray(probs), views, sizes)
         results = self.postprocess(corners, probs, sizes)
         t3 = time.perf_counter()
         times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, len(frames))
@@ -339,15 +339,6 @@ class Predictor:
             raw = tuple(RawOutputs(np.array(corners[i], np.float32), np.array(probs[i], np.float32),
                                    (int(sizes[i][0]), int(sizes[i][1]))) for i in range(len(frames)))
         return Prediction(tuple(results), times, raw)
-
-    @staticmethod
-    def _merge(corners: np.ndarray, probs: np.ndarray, views: list, sizes: Sequence[tuple[int, int]]
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """(F * V, N, ...) outputs of the views -> (F, V * N, ...) per frame, in frame coordinates."""
-        per_frame = len(views[0])
-        merged = [merge_views(corners[i * per_frame:(i + 1) * per_frame], probs[i * per_frame:(i + 1) * per_frame],
-                              views[i], int(sizes[i][0]), int(sizes[i][1])) for i in range(len(views))]
-        return np.stack([m[0] for m in merged]), np.stack([m[1] for m in merged])
 
     def select(self, raw: RawOutputs) -> Detections:
         """Selection alone, with the current thresholds and class filter, on the raw outputs

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -136,3 +137,20 @@ def merge_views(corners: np.ndarray, probs: np.ndarray, views: list[View], heigh
         merged_probs[v, cut, 0] = 1.0
     n = corners.shape[1]
     return merged_corners.reshape(len(views) * n, 4), merged_probs.reshape(len(views) * n, -1)
+
+
+def merge_batch(corners: np.ndarray, probs: np.ndarray, views: Sequence[Sequence[View]],
+                sizes: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of F frames' views, as run (F * V rows, frame by frame), merged per frame.
+
+    corners (F * V, N, 4), probs (F * V, N, C + 1); ``views[i]``: frame i's V views;
+    ``sizes[i]``: its (height, width). Returns corners (F, V * N, 4) and probs (F, V * N, C + 1),
+    normalised to each frame (see :func:`merge_views`).
+    """
+    per_frame = len(views[0]) if views else 0
+    if corners.shape[0] != per_frame * len(views) or len(sizes) != len(views):
+        raise ValueError(f"{len(views)} frames of {per_frame} views and {len(sizes)} sizes, "
+                         f"but outputs for {corners.shape[0]} views")
+    merged = [merge_views(corners[i * per_frame:(i + 1) * per_frame], probs[i * per_frame:(i + 1) * per_frame],
+                          list(views[i]), int(sizes[i][0]), int(sizes[i][1])) for i in range(len(views))]
+    return np.stack([m[0] for m in merged]), np.stack([m[1] for m in merged])

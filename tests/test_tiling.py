@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.tiling import EDGE, MAX_TILE_BOX, TileGrid, View, merge_views
+from runtime.tiling import EDGE, MAX_TILE_BOX, TileGrid, View, merge_batch, merge_views
 
 
 def test_parse():
@@ -106,3 +106,24 @@ def test_the_predictor_runs_every_view_in_one_batch(predictor):
         predictor.tiles = None
         predictor.set_thresholds(conf=0.5)
         predictor.swap_engine(predictor.engine, infer)
+
+
+def test_a_batch_of_frames_is_merged_frame_by_frame():
+    """Rows of two frames of different sizes, 5 views each (2x2): each frame gets its own
+    views' rows, scaled to its own size."""
+    grid = TileGrid(2, 2)
+    sizes = [(100, 200), (300, 300)]
+    views = [grid.views(h, w) for h, w in sizes]
+    n, classes = 3, 2
+    corners = np.tile(np.array([0.4, 0.4, 0.6, 0.6], np.float32), (10, n, 1))  # a small box mid-view
+    probs = np.zeros((10, n, classes + 1), np.float32)
+    probs[:, :, 1] = np.repeat(np.arange(10, dtype=np.float32)[:, None] / 10, n, axis=1)  # row id as score
+    merged_corners, merged_probs = merge_batch(corners, probs, views, sizes)
+    assert merged_corners.shape == (2, 5 * n, 4) and merged_probs.shape == (2, 5 * n, 3)
+    assert np.allclose(np.unique(merged_probs[0, :, 1]), np.arange(5) / 10)
+    assert np.allclose(np.unique(merged_probs[1, :, 1]), np.arange(5, 10) / 10)
+    for f, (h, w) in enumerate(sizes):
+        alone = merge_views(corners[5 * f:5 * f + 5], probs[5 * f:5 * f + 5], views[f], h, w)
+        assert np.array_equal(merged_corners[f], alone[0]) and np.array_equal(merged_probs[f], alone[1])
+    with pytest.raises(ValueError, match="2 frames of 5 views"):
+        merge_batch(corners[:9], probs[:9], views, sizes)
