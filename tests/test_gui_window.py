@@ -190,9 +190,11 @@ def test_small_object_tiles_run_the_paused_frame_again_and_are_remembered(qtbot,
     assert again.frame.index == shown.frame.index, "the same frame, looked at again"
     assert window.bridge.pipeline.stats().processed == processed + 1, "through the network, not re-selected"
     assert dog_predictor.tiles == TileGrid(3, 3) and window.settings.tiles == "3x3"
+    assert "3x3 tiles" in window.device_label.text(), "the status bar says frames are tiled"
     window.thresholds.set_tiles("off")
     settled_result(qtbot, window)
     assert dog_predictor.tiles is None and window.settings.tiles == "off"
+    assert "tiles" not in window.device_label.text()
 
 
 def test_play_pause_step_and_seek(qtbot, window, clip):

@@ -49,7 +49,7 @@ from .pipeline_bridge import PipelineBridge
 from .playback_bar import PlaybackBar
 from .source_picker import CameraPicker
 from .tasks import TaskRunner
-from .threshold_panel import ThresholdPanel
+from .threshold_panel import TILE_CHOICES, ThresholdPanel
 from .training_panel import TrainingPanel
 from .video_view import VideoView
 
@@ -247,7 +247,9 @@ class MainWindow(QMainWindow):
     def _device_text(self, device: str) -> str:
         engine = getattr(self.loaded.predictor, "engine", "") if self.loaded else ""
         note = ", LiteRT being prepared" if self._upgrade is not None else ""
-        return f"device: {device}" + (f" ({engine} engine{note})" if engine else "")
+        tiles = f", {self.settings.tiles} tiles" if self.settings.tiles in TILE_CHOICES and \
+            self.settings.tiles != "off" else ""
+        return f"device: {device}" + (f" ({engine} engine{note}{tiles})" if engine else "")
 
     def _start_upgrade(self, loaded: LoadedModel) -> None:
         """First launch of a model: it detects on the compiled Keras graph while LiteRT is
@@ -528,6 +530,9 @@ class MainWindow(QMainWindow):
         self.settings.tiles = tiles
         if self.bridge.pipeline is not None:
             self.bridge.pipeline.set_tiles(tiles)
+        if self.loaded is not None:
+            self.device_label.setText(self._device_text(self.loaded.predictor.device))
+        self.statusBar().showMessage(f"small objects: {TILE_CHOICES.get(tiles, tiles)}", 6000)
         self._refresh_if_paused()  # other views of the frame: the network runs again
 
     def _hidden_changed(self, hidden: list[str]) -> None:
