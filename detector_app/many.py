@@ -6,7 +6,7 @@ runtime's predictor), plus a ``NAME.done.json`` written last; a run writes ``sum
 
 On Ray (``ray`` from PyPI): without an address a local Ray starts on this machine's cores;
 ``--address`` / ``RAY_ADDRESS`` sends the same job to a cluster (inputs and the output folder
-must then be on storage every node sees; the model travels through Ray's object store). One
+must then be on storage every node and the driver see, under the same paths; the model travels through Ray's object store). One
 task per input; a model is loaded once per worker (an actor), not per task; at most two tasks
 per worker are in flight, so a thousand inputs never sit in memory at once.
 
@@ -388,7 +388,7 @@ def start_ray(address: str | None, cpus: int) -> None:
     if address:
         probe_address(address)
         # The code travels as the job's working directory (on the workers' import path);
-        # inputs and outputs must be on storage every node sees.
+        # inputs and outputs must be on storage every node and this driver see.
         runtime_env: dict[str, Any] = {"working_dir": str(ROOT), "env_vars": env,
                                        "excludes": [".git", "tests", "docs", "*.jsonl", "*.mp4", "*.avi"]}
         try:
