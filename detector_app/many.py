@@ -8,7 +8,7 @@ On Ray (``ray`` from PyPI): without an address a local Ray starts on this machin
 ``--address`` / ``RAY_ADDRESS`` sends the same job to a cluster (inputs and the output folder
 must then be on storage every node and the driver see, under the same paths; the model travels through Ray's object store). One
 task per input; a model is loaded once per worker (an actor), not per task; at most one task
-per worker are in flight, so a thousand inputs never sit in memory at once.
+per worker is in flight, so a thousand inputs never sit in memory at once.
 
 Nothing lost: outputs are atomic (a killed worker leaves a temporary, removed by the next
 run); a re-run skips inputs whose ``done`` record matches the input (size and modification
