@@ -68,9 +68,11 @@ def measure(predictor, frames: list, tiles: list[str], confs: list[float], label
 
 
 def main(argv: list[str] | None = None) -> int:
-    from detector_app.model_store import DEFAULT_MODEL
-    from runtime.predictor import Predictor
     from runtime.quiet import native_stderr_silenced
+
+    with native_stderr_silenced():  # TensorFlow's start-up chatter
+        from detector_app.model_store import DEFAULT_MODEL
+        from runtime.predictor import Predictor
 
     parser = argparse.ArgumentParser(prog="python -m bench.pedestrians", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model file (default: the bundled model)")
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         parser.error(f"--conf: expected numbers such as 0.3,0.5, got {args.conf!r}")
     frames = sample_frames(Path(args.video), args.every)
-    with native_stderr_silenced():  # TensorFlow's start-up chatter
+    with native_stderr_silenced():
         predictor = Predictor.from_file(args.model)
     if "person" not in predictor.class_names:
         print(f"error: {args.model} has no 'person' class", file=sys.stderr)
