@@ -173,6 +173,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--class-mask", choices=("auto", "on", "off"),
                    help="leave classes a folder does not label out of its images' softmax (partial labels); "
                         "auto: on when the folders label different classes (default)")
+    g.add_argument("--oversample", metavar="CLASS=N[,...]",
+                   help="show images with CLASS N times per epoch (N from 1 to 10, e.g. person=2 or "
+                        "helmet=1.5,cow=2) for a class the model stays weak on or that few images show; "
+                        "default: every image once")
     g.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                    help="mixed precision (float16 on GPUs; bfloat16 on recent CPUs/TPUs); default float32")
     g.add_argument("--no-augment", dest="augment", action="store_const", const=False,
@@ -194,7 +198,7 @@ TRAIN_OPTIONS = (
     "imagenet",
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
     "freeze_through",
-    "class_mask", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
+    "class_mask", "oversample", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
     "checkpoint_minutes", "progress_bar",
 )
 

@@ -45,6 +45,7 @@ class TrainConfig:
     freeze_backbone_epochs: int = 0
     freeze_through: str | None = None
     class_mask: str = "auto"
+    oversample: str | None = None  # "CLASS=FACTOR,..." (trainer.sampling)
     precision: str = "float32"
     seed: int = 0
     augment: bool = True
@@ -74,6 +75,10 @@ class TrainConfig:
             "optimizer": self.optimizer in ("sgd", "adam"),
         }
         bad = [k for k, ok in checks.items() if not ok]
+        if self.oversample is not None:
+            from .sampling import parse_oversample
+
+            parse_oversample(self.oversample)  # raises DataError naming the bad part
         if bad:
             raise DataError("train", "invalid settings: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
         if not self.data:

@@ -30,6 +30,7 @@ import numpy as np
 from .augment import AugmentConfig, augment, resize
 from .errors import DataError
 from .image_io import UnreadableImage, read_image
+from .sampling import epoch_length, epoch_order, occurrences
 from .scan import Sample
 from .targets import TargetEncoder
 
@@ -117,6 +118,7 @@ class BatchLoader:
         workers: int = 4,
         prefetch: int = 2,
         masks: dict[str, np.ndarray] | None = None,
+        repeats: np.ndarray | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -131,6 +133,10 @@ class BatchLoader:
         self.workers = max(1, workers)
         self.prefetch = max(1, prefetch)
         self.masks = masks or {}
+        if repeats is not None and len(repeats) != len(self.samples):
+            raise ValueError(f"repeats must have one factor per sample ({len(self.samples)}), got {len(repeats)}")
+        # per-sample epoch repeat factors (trainer.sampling); None = each image once
+        self.repeats = None if repeats is None or not np.any(repeats != 1.0) else np.asarray(repeats, np.float64)
         self._pool: ThreadPoolExecutor | None = None
         if self.workers > 1:
             # parallelism comes from our threads; OpenCV's own threads would oversubscribe
@@ -142,15 +148,19 @@ class BatchLoader:
 
     @property
     def steps_per_epoch(self) -> int:
-        n = len(self.samples)
-        return n // self.batch_size if self.training else -(-n // self.batch_size)
+        if not self.training:
+            return -(-len(self.samples) // self.batch_size)
+        n = len(self.samples) if self.repeats is None else epoch_length(self.repeats)
+        return n // self.batch_size
 
     def order(self, epoch: int) -> np.ndarray:
-        """Sample indices of an epoch: a permutation seeded by (seed, epoch) when training."""
+        """Sample indices of an epoch: a permutation seeded by (seed, epoch) when training,
+        with oversampled images repeated (:func:`trainer.sampling.epoch_order`)."""
         n = len(self.samples)
         if not self.training:
             return np.arange(n)
-        return np.random.default_rng([self.seed, epoch, 0x5EED]).permutation(n)
+        rng = np.random.default_rng([self.seed, epoch, 0x5EED])
+        return rng.permutation(n) if self.repeats is None else epoch_order(self.repeats, rng)
 
     def _pool_(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -174,14 +184,17 @@ class BatchLoader:
         labels = np.asarray([self.class_index[sample.names[i]] for i in keep], np.int32)
         return sample.boxes[keep].reshape(-1, 4), labels
 
-    def load(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(image, box_targets, class_targets, class_mask) of sample ``index`` in ``epoch``."""
+    def load(self, epoch: int, index: int, copy: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(image, box_targets, class_targets, class_mask) of sample ``index`` in ``epoch``;
+        ``copy``: which appearance of an oversampled image in the epoch (each is augmented
+        differently)."""
         sample = self.samples[index]
         image = load_sample(sample)
         boxes, labels = self.labels_of(sample)
         if self.training:
             # one generator per (run, epoch, image): independent of thread scheduling
-            rng = np.random.default_rng([self.seed, epoch, index, zlib.crc32(sample.key.encode())])
+            key = [self.seed, epoch, index, zlib.crc32(sample.key.encode())] + ([copy] if copy else [])
+            rng = np.random.default_rng(key)
             image, boxes, labels = augment(image, boxes, labels, rng, self.augment_config, self.input_size)
         else:
             image, boxes = resize(image, boxes, self.input_size)
@@ -196,8 +209,10 @@ class BatchLoader:
         order = self.order(epoch)
         b = self.batch_size
         stop = self.steps_per_epoch * b if self.training else len(order)
-        indices = order[start_step * b:stop]
-        results = ordered_map(lambda i: self.load(epoch, int(i)), indices, self._pool_(), self.prefetch * b)
+        copies = occurrences(order) if self.repeats is not None else np.zeros(len(order), np.int64)
+        indices, copies = order[start_step * b:stop], copies[start_step * b:stop]
+        results = ordered_map(lambda ic: self.load(epoch, int(ic[0]), int(ic[1])), zip(indices, copies),
+                              self._pool_(), self.prefetch * b)
         try:
             for start in range(0, len(indices), b):
                 chunk = indices[start:start + b]

@@ -443,8 +443,15 @@ class Trainer:
         self.masks = source_masks(self.samples, self.classes, self.use_mask)
         augment = AugmentConfig() if cfg.augment else AugmentConfig(photometric=False, expand_prob=0.0, crop=False,
                                                                      flip_prob=0.0)
+        repeats = None
+        if cfg.oversample:
+            from .sampling import describe, parse_oversample, repeat_factors
+
+            factors = parse_oversample(cfg.oversample)
+            repeats = repeat_factors(self.train_samples, factors, self.classes)
+            self.log(describe(self.train_samples, factors, repeats))
         self.train_loader = BatchLoader(self.train_samples, self.classes, spec, batch_size, cfg.seed, augment,
-                                        workers=cfg.workers, masks=self.masks)
+                                        workers=cfg.workers, masks=self.masks, repeats=repeats)
         self.val_loader = BatchLoader(self.val_samples, self.classes, spec, min(batch_size, 16), augment_config=None,
                                       workers=cfg.workers, masks=self.masks)
         steps = self.train_loader.steps_per_epoch
@@ -491,6 +498,10 @@ class Trainer:
             from .finetune import feature_position
 
             feature_position(cfg.freeze_through, spec)
+        if cfg.oversample:  # likewise a class the run does not train
+            from .sampling import parse_oversample, repeat_factors
+
+            repeat_factors([], parse_oversample(cfg.oversample), self.classes)
         self.write_data_report(spec)
         self.split(resuming)
         self.use_mask = _class_mask_enabled(cfg.class_mask, self.folder_classes)
