@@ -157,39 +157,39 @@ def convert_to_litert(model: SSDModel, quantise: str | None = None) -> bytes:
     return keras_to_litert(build_inference_model(model), quantise)
 
 
-def _convert_file(model_path: str, out_path: str, quantise: str = "", parent_pid: str = "") -> None:
+def _convert_file(model_path: str, out_path: str, quantise: str, parent_pid: int) -> None:
     """Child-process entry of :class:`ChildConversion`: model file in, LiteRT file out.
 
-    The child watches its parent (armed by :data:`CHILD_CODE` before TensorFlow is imported,
-    armed again here for direct callers): if the app ends (closed, killed) while it converts,
-    it removes its folder and exits instead of running on for a minute. A conversion that
-    fails once the parent is gone cleans up too (nobody is left to read its error).
+    The child watches its parent from its first milliseconds (:data:`CHILD_CODE` arms the
+    watch before TensorFlow is imported): if the app ends (closed, killed) while it converts,
+    it removes its folder (the output file's) and exits instead of running on for a minute.
+    Here, a conversion that fails or finishes once the parent is gone cleans up too (nobody
+    is left to read its error or its file).
     """
     from models.model_file import load_model
 
-    from .orphan import exit_with_parent, is_orphaned, leave
+    from .orphan import is_orphaned, leave
 
     folder = Path(out_path).parent
-    parent = int(parent_pid) if parent_pid else os.getppid()
-    exit_with_parent(parent, folder)
     try:
         data = convert_to_litert(load_model(model_path), quantise or None)
     except BaseException:
-        if is_orphaned(parent):
+        if is_orphaned(parent_pid):
             leave(folder)
         raise
-    if is_orphaned(parent):
+    if is_orphaned(parent_pid):
         leave(folder)
     write_bytes_atomic(out_path, data)
 
 
-#: What the converter child runs: ``argv`` = model file, output file, quantisation, parent's
-#: pid. The orphan watch starts before anything heavy is imported.
+#: What the converter child runs: ``argv`` = model file, output file (in the child's own
+#: folder), quantisation, parent's pid. The orphan watch starts before anything heavy is
+#: imported.
 CHILD_CODE = (
-    "import sys; from runtime.orphan import exit_with_parent; "
-    "exit_with_parent(int(sys.argv[4]), sys.argv[5]); "
+    "import os, sys; from runtime.orphan import exit_with_parent; "
+    "exit_with_parent(int(sys.argv[4]), os.path.dirname(sys.argv[2])); "
     "from runtime.engines import _convert_file; "
-    "_convert_file(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4])"
+    "_convert_file(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))"
 )
 
 #: The child's stderr, kept in its folder (a pipe to a parent that died would turn its
@@ -220,8 +220,7 @@ class ChildConversion:
             src = save_model(model, Path(self._tmp) / "model.keras")
             with open(Path(self._tmp) / CHILD_LOG, "wb") as log_file:
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-c", CHILD_CODE, str(src), str(self._out), quantise or "", str(os.getpid()),
-                     self._tmp],
+                    [sys.executable, "-c", CHILD_CODE, str(src), str(self._out), quantise or "", str(os.getpid())],
                     cwd=Path(__file__).resolve().parents[1], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=log_file)
         except BaseException:
