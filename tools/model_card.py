@@ -122,6 +122,8 @@ class Stage:
                  else "backbone from ImageNet" if s.get("imagenet") else "from random initialisation")
         if s.get("freeze_through"):
             start += f", backbone frozen through {s['freeze_through']}"
+        if s.get("oversample"):
+            start += f", images showing {s['oversample'].replace('=', ' x')} per epoch"
         return (f"{start}: {s['optimizer']} at peak learning rate {s['lr']}, {s['warmup_epochs']:g} warm-up "
                 f"epoch(s) then {s['schedule']} decay over {s['epochs']} epochs; {self.summary['epochs_done']} "
                 f"epochs run ({self.minutes:.0f} minutes), best validation mAP {_pct(self.summary['best_val_map'])} "
