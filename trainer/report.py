@@ -8,6 +8,7 @@ only by case or spacing, and box sizes against the model's default boxes
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from typing import Any, Sequence
 
@@ -61,6 +62,7 @@ def data_report(
     found (images without objects are not a problem: they teach the background); a folder
     with no usable labelled image is one (nothing to train or evaluate on)."""
     folders = [folder_report(s, spec) for s in scans]
+    images_per_class = Counter(n for scan in scans for s in scan.samples for n in set(s.names))
     per_class: Counter = Counter()
     issues: Counter = Counter()
     for f in folders:
@@ -77,11 +79,33 @@ def data_report(
             "images": sum(f["images"] for f in folders),
             "objects": sum(per_class.values()),
             "objects_per_class": dict(sorted(per_class.items())),
+            "images_per_class": dict(sorted(images_per_class.items())),
+            "oversample_hint": oversample_hint(images_per_class),
             "images_without_objects": sum(f["images_without_objects"] for f in folders),
             "issues": {k: issues[k] for k in ISSUE_KINDS if issues[k]},
         },
         "folders": folders,
     }
+
+
+# A class shown in fewer than this fraction of the images of the most shown class is named in
+# the report with a suggested --oversample factor.
+RARE_FRACTION = 1 / 3
+
+
+def oversample_hint(images_per_class: Counter | dict[str, int]) -> str | None:
+    """``--oversample`` value for the classes few images show, or None when none is rare.
+
+    Factor: sqrt(most / n), rounded to a half and capped at 10 -- the square root as in LVIS's
+    repeat-factor sampling (Gupta et al. 2019): rare images repeated fully would be memorised.
+    """
+    if not images_per_class:
+        return None
+    most = max(images_per_class.values())
+    rare = sorted((n, c) for c, n in images_per_class.items() if n < RARE_FRACTION * most)
+    if not rare:
+        return None
+    return ",".join(f"{c}={min(10.0, max(1.5, round(2 * math.sqrt(most / max(n, 1))) / 2)):g}" for n, c in rare)
 
 
 def _bar(count: int, largest: int, width: int = 30) -> str:
@@ -136,6 +160,10 @@ def format_report(report: dict[str, Any], limit: int | None = 10) -> str:
     t = report["totals"]
     per_class = ", ".join(f"{k} {v}" for k, v in t["objects_per_class"].items()) or "none"
     lines.append(f"total: {t['images']} images in {t['folders']} folder(s), {t['objects']} objects ({per_class})")
+    if t.get("oversample_hint"):
+        shown = ", ".join(f"{c} {t['images_per_class'][c]}" for c in (p.split("=")[0] for p in t["oversample_hint"].split(",")))
+        lines.append(f"few images show: {shown} (of {max(t['images_per_class'].values())} for the most shown class); "
+                     f"if the trained model stays weak on them: train ... --oversample {t['oversample_hint']}")
     empty = [f["path"] for f in report["folders"] if f["images"] == 0]
     problems = [f"{report['issue_kinds'][k]} {v}" for k, v in t["issues"].items()]
     if empty:
