@@ -74,4 +74,8 @@ def data_summary(report: dict[str, Any]) -> list[str]:
         lines += [f"  {i.get('file', '?')}: {i.get('message', '')}" for i in examples]
     else:
         lines.append("problems: none")
+    hint = totals.get("oversample_hint")
+    if hint:
+        lines.append(f"few images show {', '.join(p.split('=')[0] for p in hint.split(','))}: if the model stays "
+                     f"weak on them, add --oversample {hint} to Options")
     return lines
