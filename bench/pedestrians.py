@@ -45,7 +45,8 @@ def sample_frames(video: Path, every: int) -> list:
 
 
 def measure(predictor, frames: list, tiles: list[str], confs: list[float], label: str = "person") -> list[dict]:
-    """One row per (tile grid, confidence): frames with a ``label`` box, boxes, median ms."""
+    """One row per (tile grid, confidence): frames with a ``label`` box, boxes, their median
+    height in frame pixels (None when there is none), median ms."""
     import numpy as np
 
     rows = []
@@ -54,16 +55,20 @@ def measure(predictor, frames: list, tiles: list[str], confs: list[float], label
         for conf in confs:
             predictor.set_thresholds(conf=conf)
             hits = boxes = 0
-            ms = []
+            ms, heights = [], []
             for frame in frames:
                 prediction = predictor.run([frame])
                 found = prediction.detections[0]
                 ms.append(prediction.times.total)
-                count = sum(1 for c in found.class_ids if found.class_names[c] == label)
+                mine = [i for i, c in enumerate(found.class_ids) if found.class_names[c] == label]
+                heights += [float(found.boxes[i][3] - found.boxes[i][1]) for i in mine]
+                count = len(mine)
                 boxes += count
                 hits += count > 0
             rows.append({"tiles": grid, "conf": conf, "frames": len(frames), "frames_with_person": hits,
-                         "person_boxes": boxes, "ms_per_frame": round(float(np.median(ms)), 1)})
+                         "person_boxes": boxes,
+                         "median_height_px": round(float(np.median(heights)), 1) if heights else None,
+                         "ms_per_frame": round(float(np.median(ms)), 1)})
     return rows
 
 
@@ -98,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure(predictor, frames, [t.strip() for t in args.tiles.split(",")], confs)
     for row in rows:
         print(f"tiles {row['tiles']:>3} conf {row['conf']}: a person boxed in {row['frames_with_person']}/"
-              f"{row['frames']} frames, {row['person_boxes']} boxes, {row['ms_per_frame']} ms/frame")
+              f"{row['frames']} frames, {row['person_boxes']} boxes"
+              + (f" (median {row['median_height_px']:.0f} px tall)" if row["median_height_px"] else "")
+              + f", {row['ms_per_frame']} ms/frame")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": args.model, "video": args.video, "every": args.every,
                                                "rows": rows}, indent=1))

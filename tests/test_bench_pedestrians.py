@@ -24,6 +24,7 @@ def test_counts_frames_with_a_person_per_grid_and_threshold(tmp_path, capsys):
     assert [(r["tiles"], r["conf"]) for r in rows] == [("off", 0.3), ("off", 0.999), ("2x2", 0.3), ("2x2", 0.999)]
     assert all(r["frames"] == 3 for r in rows), "frames 0, 4 and 8"
     assert rows[0]["frames_with_person"] == 3 and rows[1]["person_boxes"] == 0, "the threshold applies"
+    assert 0 < rows[0]["median_height_px"] <= 120 and rows[1]["median_height_px"] is None
     assert "a person boxed in 3/3 frames" in capsys.readouterr().out
 
 
