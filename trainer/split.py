@@ -82,15 +82,21 @@ def read_split(run_dir: str | os.PathLike, samples: Sequence[Sample]) -> tuple[l
     return train, val, notes
 
 
+def listed_paths(list_file: str | os.PathLike) -> set[str]:
+    """The resolved image paths of an image list (one per line, as a run's ``val_images.txt``
+    holds them). Raises DataError naming the list when it is missing."""
+    path = Path(list_file)
+    if not path.is_file():
+        raise DataError(path, "no such image list")
+    return {str(Path(line.strip()).resolve()) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
 def restrict_to_list(samples: Sequence[Sample], list_file: str | os.PathLike) -> list[Sample]:
     """The samples whose image is named in ``list_file`` (one path per line, as a run's
     ``val_images.txt`` holds them), in ``samples``' order. Raises DataError naming the list
     when it is missing or names none of them."""
-    path = Path(list_file)
-    if not path.is_file():
-        raise DataError(path, "no such image list")
-    wanted = {str(Path(line.strip()).resolve()) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    wanted = listed_paths(list_file)
     chosen = [s for s in samples if str(Path(s.image_path).resolve()) in wanted]
     if not chosen:
-        raise DataError(path, "none of the listed images is among the usable images of --data")
+        raise DataError(Path(list_file), "none of the listed images is among the usable images of --data")
     return chosen
