@@ -42,6 +42,35 @@ def test_every_object_gets_its_best_default_box_and_all_above_half():
     np.testing.assert_allclose(back, gt[matched[pos]], atol=1e-5)
 
 
+def test_top_k_matching_gives_small_objects_their_best_boxes_above_the_floor():
+    from trainer.targets import TOP_K_FLOOR_IOU
+
+    spec = tiny_spec(["a", "b"])
+    priors = centers_to_corners(default_boxes(spec))
+    # a thin object no default box overlaps by 0.5, and a large one that has many such boxes
+    gt = np.array([[0.11, 0.06, 0.19, 0.28], [0.5, 0.4, 0.95, 0.95]], np.float32)
+    labels = np.array([1, 2])
+    iou = pairwise_iou(gt, priors)
+    assert iou[0].max() < 0.5 and (iou[1] >= 0.5).sum() >= 4
+    _, plain = TargetEncoder(spec)(gt, labels)
+    box_t, cls_t = TargetEncoder(spec, top_k=4)(gt, labels)
+    assert (plain == 1).sum() == 1  # the paper's rule: only the forced best box
+    best4 = np.argsort(-iou[0])[:4]
+    wanted = best4[iou[0, best4] >= TOP_K_FLOOR_IOU]
+    assert len(wanted) == 3  # the 4th best overlaps less than the floor: left out
+    np.testing.assert_array_equal(np.flatnonzero(cls_t == 1), np.sort(wanted))
+    # the large object keeps exactly its paper-rule positives (its 4 best are all >= 0.5)
+    np.testing.assert_array_equal(cls_t == 2, plain == 2)
+    # offsets of the new positives decode back to the object
+    back = decode(box_t[wanted], default_boxes(spec)[wanted], spec.variances)
+    np.testing.assert_allclose(back, np.repeat(gt[:1], len(wanted), 0), atol=1e-5)
+    # nothing below the floor is taught to see the object, however large K
+    _, many = TargetEncoder(spec, top_k=16)(gt, labels)
+    assert (iou[0][many == 1] >= TOP_K_FLOOR_IOU).all()
+    with pytest.raises(ValueError, match="top_k must be from 0 to 16"):
+        match(gt, priors, top_k=17)
+
+
 def test_no_objects_means_all_background():
     encoder = TargetEncoder(tiny_spec(["a"]))
     box_t, cls_t = encoder(np.zeros((0, 4)), np.zeros((0,)))

@@ -177,6 +177,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                    help="show images with CLASS N times per epoch (N from 1 to 10, e.g. person=2 or "
                         "helmet=1.5,cow=2) for a class the model stays weak on or that few images show; "
                         "default: every image once")
+    g.add_argument("--match-top-k", type=int, metavar="K",
+                   help="each object also learns from its K best default boxes that overlap it by IoU 0.3 or more "
+                        "(small or thin objects otherwise get one or two); 0 to 16, default 0: the SSD paper's rule "
+                        "(the best box and every box at IoU 0.5)")
     g.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                    help="mixed precision (float16 on GPUs; bfloat16 on recent CPUs/TPUs); default float32")
     g.add_argument("--no-augment", dest="augment", action="store_const", const=False,
@@ -198,7 +202,7 @@ TRAIN_OPTIONS = (
     "imagenet",
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
     "freeze_through",
-    "class_mask", "oversample", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
+    "class_mask", "oversample", "match_top_k", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
     "checkpoint_minutes", "progress_bar",
 )
 

@@ -46,6 +46,7 @@ class TrainConfig:
     freeze_through: str | None = None
     class_mask: str = "auto"
     oversample: str | None = None  # "CLASS=FACTOR,..." (trainer.sampling)
+    match_top_k: int = 0  # also each object's K best default boxes (trainer.targets); 0: the paper's rule
     precision: str = "float32"
     seed: int = 0
     augment: bool = True
@@ -73,6 +74,7 @@ class TrainConfig:
             "precision": self.precision in ("float32", "mixed_float16", "mixed_bfloat16"),
             "schedule": self.schedule in ("cosine", "step"),
             "optimizer": self.optimizer in ("sgd", "adam"),
+            "match_top_k": 0 <= self.match_top_k <= 16,  # trainer.targets.MAX_TOP_K (which imports keras)
         }
         bad = [k for k, ok in checks.items() if not ok]
         if self.oversample is not None:

@@ -119,6 +119,7 @@ class BatchLoader:
         prefetch: int = 2,
         masks: dict[str, np.ndarray] | None = None,
         repeats: np.ndarray | None = None,
+        match_top_k: int = 0,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -126,7 +127,7 @@ class BatchLoader:
         self.class_index = {n: i + 1 for i, n in enumerate(class_names)}
         self.num_classes = len(class_names) + 1
         self.input_size = tuple(spec.input_size)
-        self.encoder = TargetEncoder(spec)
+        self.encoder = TargetEncoder(spec, top_k=match_top_k)
         self.batch_size = batch_size
         self.seed = int(seed)
         self.augment_config = augment_config

@@ -451,9 +451,10 @@ class Trainer:
             repeats = repeat_factors(self.train_samples, factors, self.classes)
             self.log(describe(self.train_samples, factors, repeats))
         self.train_loader = BatchLoader(self.train_samples, self.classes, spec, batch_size, cfg.seed, augment,
-                                        workers=cfg.workers, masks=self.masks, repeats=repeats)
+                                        workers=cfg.workers, masks=self.masks, repeats=repeats,
+                                        match_top_k=cfg.match_top_k)
         self.val_loader = BatchLoader(self.val_samples, self.classes, spec, min(batch_size, 16), augment_config=None,
-                                      workers=cfg.workers, masks=self.masks)
+                                      workers=cfg.workers, masks=self.masks, match_top_k=cfg.match_top_k)
         steps = self.train_loader.steps_per_epoch
         self.base_lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer]
         self.schedule = WarmupDecay(self.base_lr, cfg.epochs * steps, int(round(cfg.warmup_epochs * steps)),
