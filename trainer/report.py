@@ -16,7 +16,7 @@ from .box_stats import box_size_report
 from .issues import ISSUE_KINDS
 from .scan import FolderScan
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: oversample_hint is {class: factor}, was "class=factor,..."
 
 
 def _name_variants(names: Sequence[str]) -> list[list[str]]:
@@ -93,8 +93,13 @@ def data_report(
 RARE_FRACTION = 1 / 3
 
 
-def oversample_hint(images_per_class: Counter | dict[str, int]) -> str | None:
-    """``--oversample`` value for the classes few images show, or None when none is rare.
+def format_oversample(factors: dict[str, float]) -> str:
+    """The ``--oversample`` text of {class: factor}: ``"cow=3,cat=2.5"``."""
+    return ",".join(f"{c}={f:g}" for c, f in factors.items())
+
+
+def oversample_hint(images_per_class: Counter | dict[str, int]) -> dict[str, float] | None:
+    """``--oversample`` factors for the classes few images show, rarest first, or None when none is rare.
 
     Factor: sqrt(most / n), rounded to a half and capped at 10 -- the square root as in LVIS's
     repeat-factor sampling (Gupta et al. 2019): rare images repeated fully would be memorised.
@@ -105,7 +110,7 @@ def oversample_hint(images_per_class: Counter | dict[str, int]) -> str | None:
     rare = sorted((n, c) for c, n in images_per_class.items() if n < RARE_FRACTION * most)
     if not rare:
         return None
-    return ",".join(f"{c}={min(10.0, max(1.5, round(2 * math.sqrt(most / max(n, 1))) / 2)):g}" for n, c in rare)
+    return {c: min(10.0, max(1.5, round(2 * math.sqrt(most / max(n, 1))) / 2)) for n, c in rare}
 
 
 def _bar(count: int, largest: int, width: int = 30) -> str:
@@ -161,9 +166,9 @@ def format_report(report: dict[str, Any], limit: int | None = 10) -> str:
     per_class = ", ".join(f"{k} {v}" for k, v in t["objects_per_class"].items()) or "none"
     lines.append(f"total: {t['images']} images in {t['folders']} folder(s), {t['objects']} objects ({per_class})")
     if t.get("oversample_hint"):
-        shown = ", ".join(f"{c} {t['images_per_class'][c]}" for c in (p.split("=")[0] for p in t["oversample_hint"].split(",")))
+        shown = ", ".join(f"{c} {t['images_per_class'][c]}" for c in t["oversample_hint"])
         lines.append(f"few images show: {shown} (of {max(t['images_per_class'].values())} for the most shown class); "
-                     f"if the trained model stays weak on them: train ... --oversample {t['oversample_hint']}")
+                     f"if the trained model stays weak on them: train ... --oversample {format_oversample(t['oversample_hint'])}")
     empty = [f["path"] for f in report["folders"] if f["images"] == 0]
     problems = [f"{report['issue_kinds'][k]} {v}" for k, v in t["issues"].items()]
     if empty:

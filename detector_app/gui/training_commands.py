@@ -75,7 +75,8 @@ def data_summary(report: dict[str, Any]) -> list[str]:
     else:
         lines.append("problems: none")
     hint = totals.get("oversample_hint")
-    if hint:
-        lines.append(f"few images show {', '.join(p.split('=')[0] for p in hint.split(','))}: if the model stays "
-                     f"weak on them, add --oversample {hint} to Options")
+    if hint:  # {class: factor}, rarest first (check-data's report, version 2)
+        option = ",".join(f"{c}={f:g}" for c, f in hint.items())
+        lines.append(f"few images show {', '.join(hint)}: if the model stays weak on them, add --oversample "
+                     f"{option} to Options")
     return lines
