@@ -100,12 +100,13 @@ def test_device_step_trains_on_jax_without_tensorflow_and_collect_joins_the_mode
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(blocked), JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-m", "tools.gpu_train", "device", "--cache", str(cache), "--model",
                            str(model), "--epochs", "2", "--batch", "4", "--workers", "2", "--out", str(out),
-                           "--run-dir", str(run), "--part-mib", "0.05"],
+                           "--run-dir", str(run), "--part-mib", "0.05", "--match-top-k", "3"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "device.json").read_text())
     assert report["environment"]["backend"] == "jax" and report["returncode"] == 0
     assert "--val-split" in report["command"] and report["epochs_planned"] == 2
+    assert report["command"][report["command"].index("--match-top-k") + 1] == "3"
     assert len(report["parts"]) >= 2 and all((out / p).is_file() for p in report["parts"])
     assert all(f.stat().st_size <= 0.05 * 2**20 for f in out.glob("model.keras.part*"))
     assert "epoch 2/2" in (out / "train.log").read_text()

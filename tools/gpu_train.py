@@ -395,6 +395,8 @@ def device(args: argparse.Namespace) -> int:
             "--no-progress", "--checkpoint-minutes", "1000"]
     if args.oversample:
         cmd += ["--oversample", args.oversample]
+    if args.match_top_k:
+        cmd += ["--match-top-k", str(args.match_top_k)]
     report.update(command=cmd[1:], epochs_planned=epochs)
     deadline = start + args.minutes * 60
     code = run_training(cmd, out / "train.log", deadline, args.grace_s)
@@ -469,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--oversample", help="as main.py train --oversample")
+    p.add_argument("--match-top-k", type=int, default=0, help="as main.py train --match-top-k")
     p.add_argument("--workers", type=int, help="loader threads (default: cores - 1)")
     p.add_argument("--probe-seconds", type=float, default=20.0)
     p.add_argument("--max-rate", type=float, default=1500.0, help="images/s the GPU step is assumed to reach")
