@@ -136,6 +136,12 @@ def test_video_frames_arrive_with_overlays(qtbot, window, clip):
         assert word in text
     assert "CPU" in window.device_label.text() or "GPU" in window.device_label.text()
     assert window.meter.figures().latency_ms["p50"] > 0
+    # a message is shown whole over the figures, which come back when it goes
+    window.statusBar().showMessage("switched to the litert engine: the same detections, faster")
+    qtbot.waitUntil(lambda: not window.stats_label.isVisible(), timeout=3000)
+    assert window.device_label.isVisible()
+    window.statusBar().clearMessage()
+    qtbot.waitUntil(window.stats_label.isVisible, timeout=3000)
 
 
 def test_view_keeps_the_aspect_ratio(qtbot, window, clip):

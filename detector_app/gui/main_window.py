@@ -124,7 +124,10 @@ class MainWindow(QMainWindow):
         self._add_docks()
         self.stats_label = QLabel("")
         self.device_label = QLabel("device: –")
-        self.statusBar().addPermanentWidget(self.stats_label)
+        # The figures are a normal (not permanent) status-bar widget: a message ("now detecting
+        # with ...") covers them for its few seconds instead of being clipped to a few words
+        # beside a line of figures that fills a 1280-pixel window.
+        self.statusBar().addWidget(self.stats_label, 1)
         self.statusBar().addPermanentWidget(self.device_label)
 
     def _add_docks(self) -> None:
