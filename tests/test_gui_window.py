@@ -283,8 +283,13 @@ def test_swapping_the_model_mid_stream(qtbot, window, clip, model_files, tmp_pat
     with qtbot.waitSignal(window.modelReady, timeout=60000):
         window.load_model(model_files["cow"])
     window.set_playing(True)  # from the start again if the clip ended while the model loaded
-    result = next_result(qtbot, window)
-    assert result.model == model_files["cow"] and set(result.detections.names) == {"cow"}
+    # The swap applies from the next frame the worker takes: a frame already in inference when
+    # it came may still be shown with the old model's boxes (labelled with that model), so wait
+    # for the first result of the new one rather than take whichever result comes next.
+    qtbot.waitUntil(lambda: window.last_result is not None and window.last_result.model == model_files["cow"],
+                    timeout=10000)
+    result = window.last_result
+    assert set(result.detections.names) == {"cow"}
     assert [window.class_filter.list.item(i).text() for i in range(window.class_filter.list.count())] == ["cow", "sheep"]
 
     damaged = tmp_path / "damaged.keras"
