@@ -19,6 +19,9 @@ from .errors import DataError
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoint.npz"
+# The most extra default boxes per object `--match-top-k` may ask for (trainer.targets uses it;
+# it lives here because this module must not import Keras).
+MAX_TOP_K = 16
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class TrainConfig:
             "precision": self.precision in ("float32", "mixed_float16", "mixed_bfloat16"),
             "schedule": self.schedule in ("cosine", "step"),
             "optimizer": self.optimizer in ("sgd", "adam"),
-            "match_top_k": 0 <= self.match_top_k <= 16,  # trainer.targets.MAX_TOP_K (which imports keras)
+            "match_top_k": 0 <= self.match_top_k <= MAX_TOP_K,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if self.oversample is not None:

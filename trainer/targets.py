@@ -25,12 +25,13 @@ import numpy as np
 from models.box_coder import centers_to_corners, encode, pairwise_iou
 from models.priors import default_boxes
 
+from .config import MAX_TOP_K
+
 POSITIVE_IOU = 0.5
 # The least IoU a default box needs to be one of an object's top-k positives. The 4th best box
 # of a small person (default model's data) overlaps it by 0.41 on average, so the floor rarely
 # cuts K = 4 short; a box of similar size at IoU < 0.3 covers less than half of the object.
 TOP_K_FLOOR_IOU = 0.3
-MAX_TOP_K = 16
 
 
 def match(gt_corners: np.ndarray, prior_corners: np.ndarray, threshold: float = POSITIVE_IOU, top_k: int = 0):
