@@ -1,5 +1,7 @@
 """tools/model_card.py: every figure on the card comes from the runs' files and the eval report."""
 
+import hashlib
+
 import pytest
 import yaml
 
@@ -66,7 +68,33 @@ def test_card_names_the_imagenet_backbone_and_the_data_terms(tmp_path):
 def test_stages_with_different_validation_images_are_refused(tmp_path):
     one = write_run(tmp_path / "one", 1, 1, 0.01, [(1, 0.01, 9.5, 8.0, 0.10, 0.12, 600)])
     two = write_run(tmp_path / "two", 1, 1, 0.01, [(1, 0.01, 9.5, 8.0, 0.10, 0.12, 600)], val="b.jpg\n")
-    with pytest.raises(ValueError, match="val_images.txt differs"):
+    with pytest.raises(ValueError, match="validation split differs"):
+        card([one, two], REPORT, "m", [])
+
+
+def test_a_stage_record_may_keep_the_split_as_a_checksum(tmp_path):
+    """A stage record keeps val_images.sha256 (sha256sum's line) instead of a copy of the list;
+    it must still match the other stages and the list the eval used."""
+    one = write_run(tmp_path / "one", 1, 1, 0.01, [(1, 0.01, 9.5, 8.0, 0.10, 0.12, 600)], val="a.jpg\nb.jpg\n")
+    two = write_run(tmp_path / "two", 1, 1, 0.01, [(1, 0.01, 9.5, 8.0, 0.4567, 0.5, 600)], val="a.jpg\nb.jpg\n")
+    digest = hashlib.sha256(b"a.jpg\nb.jpg\n").hexdigest()
+    (two / "val_images.txt").unlink()
+    (two / "val_images.sha256").write_text(f"{digest}  val_images.txt\n")
+    split = tmp_path / "val_images.txt"
+    split.write_text("a.jpg\nb.jpg\n")
+    assert "| **mean** | | **45.7** |" in card([one, two], REPORT, "m", [], split=split)
+
+    split.write_text("a.jpg\n")  # the eval ran on another list
+    with pytest.raises(ValueError, match="not the stages' validation list"):
+        card([one, two], REPORT, "m", [], split=split)
+    (two / "val_images.sha256").write_text(hashlib.sha256(b"a.jpg\n").hexdigest() + "  val_images.txt\n")
+    with pytest.raises(ValueError, match="validation split differs"):
+        card([one, two], REPORT, "m", [])
+    (two / "val_images.sha256").write_text("not a checksum\n")
+    with pytest.raises(ValueError, match="expected a SHA-256"):
+        card([one, two], REPORT, "m", [])
+    (two / "val_images.sha256").unlink()
+    with pytest.raises(ValueError, match="neither val_images.txt nor val_images.sha256"):
         card([one, two], REPORT, "m", [])
 
 

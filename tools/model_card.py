@@ -6,7 +6,8 @@
 Each RUN_DIR is what ``main.py train`` wrote (summary.yaml, config.yaml, log.csv), in order:
 a model trained in stages (each stage ``--from`` the one before) lists every stage; the last
 stage's best model is the one described. All stages must share one train/validation split
-(their val_images.txt are compared). EVAL.json is ``main.py eval --json`` of that model on the
+(their val_images.txt, or the val_images.sha256 a stage record keeps instead, are compared;
+``--split FILE`` also checks them against the list the eval reports used). EVAL.json is ``main.py eval --json`` of that model on the
 split's validation images. Every figure on the card comes from those files, so the card can be
 rebuilt and checked.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -132,21 +134,53 @@ class Stage:
                 f"at epoch {self.summary['best_epoch']}")
 
 
-def check_same_split(stages: list[Stage]) -> None:
+SPLIT_LIST = "val_images.txt"
+SPLIT_DIGEST = "val_images.sha256"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def split_digest(run_dir: Path) -> str:
+    """SHA-256 (hex) of the stage's validation list: of RUN_DIR/val_images.txt as ``main.py
+    train`` writes it, else the first field of RUN_DIR/val_images.sha256 (a stage record that
+    keeps the checksum, as ``sha256sum`` prints it, instead of one more copy of the list)."""
+    listing = run_dir / SPLIT_LIST
+    if listing.is_file():
+        return file_sha256(listing)
+    record = run_dir / SPLIT_DIGEST
+    if record.is_file():
+        fields = record.read_text().split()
+        if fields and len(fields[0]) == 64 and all(c in "0123456789abcdef" for c in fields[0].lower()):
+            return fields[0].lower()
+        raise ValueError(f"{record}: expected a SHA-256 in hex as its first field (sha256sum's output), "
+                         f"found {record.read_text()[:80]!r}")
+    raise ValueError(f"{run_dir}: neither {SPLIT_LIST} nor {SPLIT_DIGEST}; every stage must record its "
+                     "validation split")
+
+
+def check_same_split(stages: list[Stage], split: Path | None = None) -> None:
     """Raise ValueError unless every stage validated on the same images (else the card's
-    "never trained on" would not hold)."""
-    first = (stages[0].run_dir / "val_images.txt").read_text()
+    "never trained on" would not hold); with ``split``, also unless that list (the one the
+    eval reports used) is those images."""
+    first = split_digest(stages[0].run_dir)
     for stage in stages[1:]:
-        if (stage.run_dir / "val_images.txt").read_text() != first:
-            raise ValueError(f"{stage.run_dir}: val_images.txt differs from {stages[0].run_dir}'s; a model "
-                             "trained in stages must keep one split (same data, --val-split and --seed)")
+        if split_digest(stage.run_dir) != first:
+            raise ValueError(f"{stage.run_dir}: validation split differs from {stages[0].run_dir}'s "
+                             f"({SPLIT_LIST} or its {SPLIT_DIGEST}); a model trained in stages must keep one "
+                             "split (same data, --val-split and --seed)")
+    if split is not None and file_sha256(split) != first:
+        raise ValueError(f"{split} is not the stages' validation list (its SHA-256 differs from "
+                         f"{stages[0].run_dir}'s); evaluate on the split the stages recorded")
 
 
-def card(run_dirs: list[Path], report: dict, machine: str, notes: list[str], tiled: dict | None = None) -> str:
+def card(run_dirs: list[Path], report: dict, machine: str, notes: list[str], tiled: dict | None = None,
+         split: Path | None = None) -> str:
     if tiled is not None and (not tiled.get("tiles") or tiled.get("images") != report.get("images")):
         raise ValueError("the tiled report must come from eval --tiles on the same images as the main report")
     stages = [Stage.read(Path(d)) for d in run_dirs]
-    check_same_split(stages)
+    check_same_split(stages, split)
     last = stages[-1]
     summary, settings = last.summary, last.settings
     minutes = sum(stage.minutes for stage in stages)
@@ -199,11 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--machine", default="an unnamed machine")
     parser.add_argument("--note", action="append", default=[])
+    parser.add_argument("--split", type=Path, help="the validation list the eval reports used (e.g. "
+                        "docs/runs/val_images.txt); refused unless it is the stages' split")
     args = parser.parse_args(argv)
     report = json.loads(args.eval_json.read_text())
     tiled = json.loads(args.eval_tiled.read_text()) if args.eval_tiled else None
     try:
-        text = card(args.run_dirs, report, args.machine, args.note, tiled)
+        text = card(args.run_dirs, report, args.machine, args.note, tiled, args.split)
     except KeyError as exc:
         print(f"error: a run file lacks the field {exc} (not written by main.py train?)", file=sys.stderr)
         return 2
