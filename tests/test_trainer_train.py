@@ -77,6 +77,12 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(data, tmp_path):
         evaluated = json.loads(report.read_text())
         assert evaluated["engine"] == engine and evaluated["images"] == 4
         assert evaluated["map"] == pytest.approx(summary["best_val_map"], abs=tolerance), engine
+        by_size = evaluated["recall_by_size"]  # every counted object in exactly one size bucket
+        assert by_size["input_hw"] == [300, 300]
+        for c in evaluated["per_class"]:
+            cells = by_size["per_class"][c["class"]]
+            assert sum(b["objects"] for b in cells) == c["positives"]
+            assert sum(b["found"] for b in cells) == c["true_positives"]
 
 
 def _weights(path: Path) -> list[np.ndarray]:

@@ -308,6 +308,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .inference import EVAL_POSTPROCESS, detect_samples, eval_predictor
     from .plots import plot_pr_curves
     from .scan import scan_folders
+    from .size_recall import format_recall_by_size, recall_by_size
     from .split import restrict_to_list
 
     for folder in args.data:
@@ -355,6 +356,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print("note: the folders label different classes; each class is measured on the folders that label it")
     result = evaluate_detections(samples, detections, classes, labelled)
     print(format_result(result))
+    by_size = recall_by_size(result, model.spec.input_size)
+    print(format_recall_by_size(by_size))
     plot = args.plot or (str(Path(args.json).with_name(Path(args.json).stem + "_pr.png")) if args.json else None)
     if plot:
         plot_pr_curves(result, plot)
@@ -372,6 +375,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             "rules": {"ap": "VOC2010+ all-point", "ap_voc07": "VOC2007 11-point", "difficult": "ignored",
                       "iou": "continuous pixel coordinates, match if IoU >= threshold"},
             **result.to_dict(curves=True),
+            "recall_by_size": by_size,
         }
         write_text_atomic(args.json, json.dumps(report, indent=1))
         print(f"report: {args.json}")

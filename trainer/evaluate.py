@@ -20,6 +20,7 @@ def truth_of(sample: Sample, class_names: Sequence[str]) -> ImageTruth:
         boxes=sample.boxes[keep].reshape(-1, 4),
         labels=np.asarray([index[sample.names[i]] for i in keep], np.int64),
         difficult=sample.difficult[keep].astype(bool),
+        image_height=int(sample.image_hw[0]),
     )
 
 

@@ -20,7 +20,7 @@ has AP ``None`` and is left out of the mean instead of producing NaN.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -33,11 +33,13 @@ IOU_THRESHOLD = 0.5
 @dataclass(frozen=True)
 class ImageTruth:
     """Ground truth of one image: ``boxes`` float32 (G, 4) pixel x1, y1, x2, y2; ``labels``
-    int (G,) 0-based class index; ``difficult`` bool (G,)."""
+    int (G,) 0-based class index; ``difficult`` bool (G,); ``image_height``: the image's height
+    in pixels (0 when unknown), for figures by object size."""
 
     boxes: np.ndarray
     labels: np.ndarray
     difficult: np.ndarray
+    image_height: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,10 @@ class ImageDetections:
 class ClassAP:
     """One class's figures. ``recall``/``precision``: the curve after each counted detection
     (difficult matches left out), in score order. ``ap``/``ap07`` None when the class has no
-    ground truth."""
+    ground truth. ``found_scores``: per counted (non-difficult) object, the score of the
+    detection that found it (NaN: none did), so recall at any confidence is
+    ``mean(found_scores >= t)``; ``heights``: those objects' heights as a fraction of their
+    image's height (NaN where the image height is unknown)."""
 
     name: str
     positives: int
@@ -66,6 +71,8 @@ class ClassAP:
     recall: np.ndarray
     precision: np.ndarray
     scores: np.ndarray
+    found_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    heights: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def to_dict(self, curve: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -110,12 +117,15 @@ def class_ap(
     iou_threshold: float = IOU_THRESHOLD,
 ) -> ClassAP:
     """AP of one class over a set of images (``truths[i]`` and ``detections[i]`` are image i)."""
-    gt_boxes, gt_difficult, positives = [], [], 0
+    gt_boxes, gt_difficult, positives, heights = [], [], 0, []
     for t in truths:
         sel = t.labels == class_id
-        gt_boxes.append(t.boxes[sel])
+        gt_boxes.append(t.boxes[sel].reshape(-1, 4))
         gt_difficult.append(t.difficult[sel].astype(bool))
         positives += int((~t.difficult[sel].astype(bool)).sum())
+        counted_boxes = gt_boxes[-1][~gt_difficult[-1]]
+        heights.append((counted_boxes[:, 3] - counted_boxes[:, 1]) / t.image_height if t.image_height > 0
+                       else np.full(len(counted_boxes), np.nan))
     det_image, det_box, det_score = [], [], []
     for i, d in enumerate(detections):
         sel = d.labels == class_id
@@ -129,6 +139,7 @@ def class_ap(
     images, boxes, scores = images[order], boxes[order], scores[order]
 
     taken = [np.zeros(len(b), bool) for b in gt_boxes]
+    found = [np.full(len(b), np.nan) for b in gt_boxes]  # score of the detection that found each object
     outcome = np.zeros(len(scores), np.int8)  # 1 TP, -1 FP, 0 ignored (difficult)
     for k in range(len(scores)):
         gts = gt_boxes[images[k]]
@@ -143,6 +154,7 @@ def class_ap(
             outcome[k] = 0
         elif not taken[images[k]][j]:
             taken[images[k]][j] = True
+            found[images[k]][j] = scores[k]
             outcome[k] = 1
         else:
             outcome[k] = -1  # a duplicate detection of an object already found
@@ -157,8 +169,10 @@ def class_ap(
         recall = tp / positives
         precision = tp / np.maximum(tp + fp, 1)
         ap, ap07 = ap_all_points(recall, precision), ap_11_points(recall, precision)
+    found_scores = (np.concatenate([f[~d] for f, d in zip(found, gt_difficult)]) if found else np.zeros(0))
     return ClassAP(name, positives, int(len(scores)), int(tp[-1]) if len(tp) else 0,
-                   int(fp[-1]) if len(fp) else 0, ap, ap07, recall, precision, scores[counted])
+                   int(fp[-1]) if len(fp) else 0, ap, ap07, recall, precision, scores[counted],
+                   found_scores, np.concatenate(heights) if heights else np.zeros(0))
 
 
 @dataclass(frozen=True)
