@@ -46,7 +46,9 @@ INPUT = (300, 300)
 # 3-tuple: a bare 127.5 becomes Scalar(127.5, 0, 0, 0) and only the blue channel is centred.
 MEAN, SCALE = (127.5, 127.5, 127.5), 0.007843
 # The prototxt's DetectionOutput settings, as the app's post-processing.
-DETECTION = PostprocessConfig(conf_threshold=0.25, iou_threshold=0.45, top_k=100, max_detections=100, clip=False)
+# Caffe's DetectionOutput rule exactly: no box voting
+DETECTION = PostprocessConfig(conf_threshold=0.25, iou_threshold=0.45, top_k=100, max_detections=100, clip=False,
+                             vote_iou=None)
 OUTPUT_BLOBS = ["mbox_conf_flatten", "mbox_loc", "mbox_priorbox", "detection_out"]
 
 

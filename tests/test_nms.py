@@ -5,6 +5,7 @@ import pytest
 
 from models import PostprocessConfig, batched_nms, nms, select_detections
 from models.box_coder import pairwise_iou
+from models.box_voting import vote_boxes
 
 
 def greedy_reference(boxes, scores, thr):
@@ -60,10 +61,30 @@ def test_nothing_above_threshold():
 def test_all_one_class_and_pixel_scaling():
     corners = np.array([[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9]], np.float32)
     fg = np.array([[0.9, 0.0], [0.8, 0.0], [0.7, 0.0]], np.float32)
-    det = select_detections(corners, _probs(3, fg), PostprocessConfig(conf_threshold=0.5), NAMES, (100, 200))
+    caffe = PostprocessConfig(conf_threshold=0.5, vote_iou=None)  # the boxes NMS kept, unchanged
+    det = select_detections(corners, _probs(3, fg), caffe, NAMES, (100, 200))
     assert det.names == ["dog", "dog"]
     np.testing.assert_allclose(det.scores, [0.9, 0.7])
     np.testing.assert_allclose(det.boxes[0], [20, 10, 100, 50], rtol=1e-5)  # x scaled by width 200
+    # box voting (the default): the suppressed box (IoU 0.95) pulls the kept one towards it,
+    # x1 = (0.9 * 0.10 + 0.8 * 0.12) / 1.7 of the width; scores and the far box stay as they were
+    det = select_detections(corners, _probs(3, fg), PostprocessConfig(conf_threshold=0.5), NAMES, (100, 200))
+    np.testing.assert_allclose(det.scores, [0.9, 0.7])
+    np.testing.assert_allclose(det.boxes[0], [200 * (0.9 * 0.1 + 0.8 * 0.12) / 1.7, 10, 100, 50], rtol=1e-5)
+    np.testing.assert_allclose(det.boxes[1], [120, 60, 180, 90], rtol=1e-5)
+
+
+def test_box_voting_weights_by_score_and_ignores_distant_candidates():
+    kept = np.array([[0, 0, 10, 10]], np.float32)
+    candidates = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [0, 3, 10, 13], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.6, 0.3, 0.1, 0.99], np.float32)  # IoU with kept: 1, 0.667, 0.538, 0
+    np.testing.assert_allclose(vote_boxes(kept, candidates, scores, 0.6), [[2 / 3, 0, 32 / 3, 10]], rtol=1e-5)
+    np.testing.assert_allclose(vote_boxes(kept, candidates, scores, 0.5), [[0.6, 0.3, 10.6, 10.3]], rtol=1e-5)
+    # a kept box with no voter (not among the candidates, nothing overlapping) stays put
+    np.testing.assert_allclose(vote_boxes(np.array([[30, 30, 40, 40]]), candidates, scores, 0.5), [[30, 30, 40, 40]])
+    assert vote_boxes(np.zeros((0, 4)), candidates, scores, 0.5).shape == (0, 4)
+    with pytest.raises(ValueError, match="vote_iou"):
+        PostprocessConfig(vote_iou=0.0)
 
 
 def test_zero_area_boxes_do_not_crash_or_suppress():
