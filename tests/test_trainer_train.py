@@ -78,11 +78,18 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(data, tmp_path):
         assert evaluated["engine"] == engine and evaluated["images"] == 4
         assert evaluated["map"] == pytest.approx(summary["best_val_map"], abs=tolerance), engine
         by_size = evaluated["recall_by_size"]  # every counted object in exactly one size bucket
-        assert by_size["input_hw"] == [300, 300]
+        assert by_size["input_hw"] == list(load_model(out / "best.keras").spec.input_size)
         for c in evaluated["per_class"]:
             cells = by_size["per_class"][c["class"]]
             assert sum(b["objects"] for b in cells) == c["positives"]
             assert sum(b["found"] for b in cells) == c["true_positives"]
+    assert evaluated["postprocess"]["box_voting_iou"] == 0.5  # as the app runs it
+    caffe_rule = tmp_path / "eval_no_voting.json"
+    assert main.main(["eval", "--data", str(folder), "--model", str(out / "best.keras"), "--images",
+                      str(out / "val_images.txt"), "--vote-iou", "0", "--json", str(caffe_rule), "--no-progress"]) == 0
+    assert json.loads(caffe_rule.read_text())["postprocess"]["box_voting_iou"] is None
+    assert main.main(["eval", "--data", str(folder), "--model", str(out / "best.keras"), "--vote-iou", "1.5",
+                      "--no-progress"]) == 2
 
 
 def _weights(path: Path) -> list[np.ndarray]:

@@ -294,6 +294,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                              "compiled Keras graph); the mAP is that engine's")
     parser.add_argument("--tiles", metavar="RxC", help="evaluate with tiled inference (2x2, 3x3), as the app's "
                                                        "--tiles runs it; default off")
+    parser.add_argument("--vote-iou", type=float, default=0.5, metavar="IOU",
+                        help="box voting after NMS: each kept box becomes the score-weighted mean of the candidates "
+                             "overlapping it by this IoU, as the app does (default 0.5); 0: off, Caffe's rule")
     parser.add_argument("--workers", type=int, default=_default_workers(), help="reading threads")
     parser.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bars")
 
@@ -317,6 +320,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     _refuse_clobbering([("--json", args.json), ("--plot", plot_given)], args.data, args.model)
     if args.batch < 1:
         raise DataError("--batch", f"must be at least 1, got {args.batch}")
+    if not 0.0 <= args.vote_iou <= 1.0:
+        raise DataError("--vote-iou", f"must be from 0 (off) to 1, got {args.vote_iou}")
+    vote_iou = args.vote_iou or None
     from runtime.tiling import TileGrid
 
     try:
@@ -346,7 +352,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"evaluating {args.model} ({len(classes)} classes) on {len(samples)} images")
     if skipped:
         print(f"note: {skipped} objects of classes the model does not know are not part of this evaluation")
-    predictor = eval_predictor(model, args.engine)
+    predictor = eval_predictor(model, args.engine, vote_iou)
     predictor.tiles = tiles
     print(f"engine: {predictor.engine} on {predictor.device} (the app's inference path)"
           + (f"; tiles {tiles} + the full frame" if tiles else ""))
@@ -372,7 +378,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             "tiles": str(tiles) if tiles else None,
             "postprocess": {"conf_threshold": EVAL_POSTPROCESS.conf_threshold, "nms_iou": EVAL_POSTPROCESS.iou_threshold,
                             "top_k": EVAL_POSTPROCESS.top_k, "max_detections": EVAL_POSTPROCESS.max_detections,
-                            "box_voting_iou": EVAL_POSTPROCESS.vote_iou},
+                            "box_voting_iou": vote_iou},
             "rules": {"ap": "VOC2010+ all-point", "ap_voc07": "VOC2007 11-point", "difficult": "ignored",
                       "iou": "continuous pixel coordinates, match if IoU >= threshold"},
             **result.to_dict(curves=True),

@@ -10,6 +10,7 @@ The mAP printed is the mAP of the path users run.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 from models.detections import Detections
@@ -23,10 +24,11 @@ from .scan import Sample
 __all__ = ["EVAL_POSTPROCESS", "detect_samples", "eval_predictor", "load_sample", "validation_detections"]
 
 
-def eval_predictor(model: SSDModel, engine: str = "auto") -> Predictor:
+def eval_predictor(model: SSDModel, engine: str = "auto", vote_iou: float | None = EVAL_POSTPROCESS.vote_iou) -> Predictor:
     """A predictor with the evaluation thresholds. ``engine``: as the app chooses (``auto``),
-    or a named one (``keras`` for a model whose weights are still changing: training)."""
-    return Predictor(model, config=EVAL_POSTPROCESS, engine=engine, source=model.name)
+    or a named one (``keras`` for a model whose weights are still changing: training).
+    ``vote_iou``: box voting threshold, None for none (Caffe's rule)."""
+    return Predictor(model, config=replace(EVAL_POSTPROCESS, vote_iou=vote_iou), engine=engine, source=model.name)
 
 
 def detect_samples(model: SSDModel | Predictor, samples: Sequence[Sample], batch_size: int = 16, workers: int = 4,
