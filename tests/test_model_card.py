@@ -41,6 +41,10 @@ def test_card_states_every_stage_and_the_validation_figures(tmp_path):
     assert "stage 2, epoch 1 (best validation mAP)" in text
     assert "| dog | 7 | 61.3 | 62.0 |" in text and "| cat | 0 | n/a | n/a |" in text
     assert "| **mean** | | **45.7** | **50.0** |" in text
+    assert "confidence > 0.01, NMS IoU 0.45, 200 detections per image, no box voting;" in text
+    voted = {**REPORT, "postprocess": {"conf_threshold": 0.01, "nms_iou": 0.45, "max_detections": 200,
+                                       "box_voting_iou": 0.5}}
+    assert "200 detections per image, box voting at IoU 0.5 (as the app runs);" in card([one, two], voted, "m", [])
     assert "| 1 | 2 | 5.00e-03 | 7.250 | 6.500 | 30.0 | 35.0 | 11.0 |" in text
     assert "| 2 | 1 | 1.00e-03 | 6.000 | 5.500 | 45.7 | 50.0 | 2.0 |" in text
     assert "90 training and 10 validation images" in text and "- a note" in text

@@ -160,6 +160,16 @@ def split_digest(run_dir: Path) -> str:
                      "validation split")
 
 
+def eval_settings(report: dict) -> str:
+    """The post-processing the report was measured with, from its ``postprocess`` record
+    (reports older than box voting lack the field: they had none)."""
+    pp = report.get("postprocess") or {}
+    text = (f"confidence > {pp.get('conf_threshold', 0.01):g}, NMS IoU {pp.get('nms_iou', 0.45):g}, "
+            f"{pp.get('max_detections', 200)} detections per image")
+    vote = pp.get("box_voting_iou")
+    return text + (f", box voting at IoU {vote:g} (as the app runs)" if vote else ", no box voting")
+
+
 def check_same_split(stages: list[Stage], split: Path | None = None) -> None:
     """Raise ValueError unless every stage validated on the same images (else the card's
     "never trained on" would not hold); with ``split``, also unless that list (the one the
@@ -209,8 +219,7 @@ def card(run_dirs: list[Path], report: dict, machine: str, notes: list[str], til
         "",
         *per_class_table(report, tiled),
         "",
-        "Evaluation settings: confidence > 0.01, NMS IoU 0.45, 200 detections per image; the mean is "
-        "over classes with validation objects."
+        f"Evaluation settings: {eval_settings(report)}; the mean is over classes with validation objects."
         + (f" The last column: the same model and images with `--tiles {tiled['tiles']}` (the app's Small "
            "objects; the frame and overlapping tiles in one batch, several times the inference cost)."
            if tiled else ""),
