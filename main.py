@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "check-data": ("trainer.cli", "check_data", "check labelled VOC folders and report every problem"),
     "train": ("trainer.cli", "train", "train or fine-tune a detector on labelled VOC folders"),
     "eval": ("trainer.cli", "evaluate", "VOC mAP of a model on a labelled folder"),
+    "autolabel": ("trainer.cli", "autolabel", "pre-label a folder with a model: the classes it lacks, for review or training"),
     "import-caffe": ("detector_app.caffe_cli", "import_caffe", "convert the Caffe MobileNet-SSD to a model file"),
     "bench": ("bench.cli", "bench", "speed figures for this machine"),
 }

@@ -100,3 +100,26 @@ def test_split_is_deterministic_per_folder_keeps_duplicates_together_and_is_reco
     write_split(tmp_path / "run", samples, train, val)
     assert read_split(tmp_path / "run", samples)[:2] == (train, val)
     assert (tmp_path / "run" / "val_images.txt").read_text().count("\n") == len(val)
+
+
+def test_difficult_objects_are_ignored_only_when_asked(tmp_path):
+    import re
+
+    root = make_voc_folder(tmp_path / "d", 4)
+    first = sorted((root / "Annotations").glob("*.xml"))[0]
+    # mark the first image's objects difficult (labelImg's check box)
+    first.write_text(re.sub(r"<difficult>0</difficult>", "<difficult>1</difficult>", first.read_text()))
+    samples = scan_folders([root], workers=1)[0].samples
+    marked = [i for i, s in enumerate(samples) if s.difficult.any()]
+    assert marked and all(samples[i].difficult.all() for i in marked)
+    spec = tiny_spec(["bluedisc", "redbox"])
+    kw = dict(augment_config=None, workers=1)
+    with BatchLoader(samples, spec.class_names, spec, 4, **kw) as plain, \
+            BatchLoader(samples, spec.class_names, spec, 4, ignore_difficult=True, **kw) as ignoring:
+        a, b = next(plain.epoch(0)), next(ignoring.epoch(0))
+    for row in range(4):
+        if row in marked:  # learned as usual by default; with the option its boxes are ignored
+            assert (a.class_targets[row] > 0).any() and not (a.class_targets[row] < 0).any()
+            np.testing.assert_array_equal(b.class_targets[row] == -1, a.class_targets[row] > 0)
+        else:
+            np.testing.assert_array_equal(a.class_targets[row], b.class_targets[row])

@@ -77,19 +77,35 @@ def test_no_objects_means_all_background():
     assert not cls_t.any() and not box_t.any() and cls_t.dtype == np.int32
 
 
+def test_ignored_objects_take_the_boxes_they_would_match_out_of_both_sides():
+    spec = tiny_spec(["a", "b"])
+    real = np.array([[0.1, 0.1, 0.5, 0.6]], np.float32)
+    doubtful = np.array([[0.55, 0.5, 0.95, 0.95]], np.float32)
+    _, alone = TargetEncoder(spec)(doubtful, np.array([2]))
+    box_t, cls_t = TargetEncoder(spec)(np.concatenate([real, doubtful]), np.array([1, -2]))
+    _, only_real = TargetEncoder(spec)(real, np.array([1]))
+    np.testing.assert_array_equal(cls_t == 1, only_real == 1)  # the real object is untouched
+    np.testing.assert_array_equal(cls_t == -1, alone == 2)  # exactly its would-be positives ...
+    assert (cls_t != 2).all() and not box_t[cls_t == -1].any()  # ... and none of them a positive
+    # a box a real object claims stays that object's, even if an ignored object overlaps it
+    _, both = TargetEncoder(spec)(np.concatenate([real, real]), np.array([1, -1]))
+    np.testing.assert_array_equal(both, only_real)
+
+
 def _manual_loss(deltas, logits, box_t, cls_t, ratio=3, min_neg=3):
-    """The SSD loss written out with loops, for one batch (numpy float64)."""
+    """The SSD loss written out with loops, for one batch (numpy float64); -1 = ignored."""
     total_conf = total_loc = 0.0
     n_pos = max(int((cls_t > 0).sum()), 1)
     for b in range(len(cls_t)):
         z = logits[b] - logits[b].max(axis=-1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-        ce = -logp[np.arange(len(cls_t[b])), cls_t[b]]
+        ce = -logp[np.arange(len(cls_t[b])), np.maximum(cls_t[b], 0)]
         pos = cls_t[b] > 0
+        free = cls_t[b] == 0
         d = np.abs(deltas[b] - box_t[b])
         total_loc += np.where(d < 1, 0.5 * d * d, d - 0.5)[pos].sum()
-        k = min(max(ratio * pos.sum(), min_neg), (~pos).sum())
-        neg_losses = np.sort(ce[~pos])[::-1][:k]
+        k = min(max(ratio * pos.sum(), min_neg), free.sum())
+        neg_losses = np.sort(ce[free])[::-1][:k]
         total_conf += ce[pos].sum() + neg_losses.sum()
     return (total_conf + total_loc) / n_pos, total_loc / n_pos, total_conf / n_pos
 
@@ -106,6 +122,31 @@ def test_loss_matches_a_hand_computation():
     total, loc, conf = ssd_loss(deltas, logits, box_t, cls_t)
     want = _manual_loss(deltas.astype(np.float64), logits.astype(np.float64), box_t, cls_t)
     np.testing.assert_allclose([_np(total), _np(loc), _np(conf)], want, rtol=1e-5)
+
+
+def test_ignored_boxes_are_neither_positives_nor_mined_negatives():
+    rng = np.random.default_rng(3)
+    b, n, c = 2, 40, 3
+    deltas = rng.normal(size=(b, n, 4)).astype(np.float32)
+    logits = rng.normal(size=(b, n, c)).astype(np.float32) * 3
+    box_t = rng.normal(size=(b, n, 4)).astype(np.float32)
+    cls_t = np.zeros((b, n), np.int32)
+    cls_t[0, [2, 7]] = [1, 2]
+    # the boxes an ignored object would claim, including the one the model finds most
+    # "background-wrong" (a hard negative it would otherwise be taught)
+    hardest = int(np.argmax(-(logits[0, :, 0] - np.log(np.exp(logits[0]).sum(-1)))))
+    ignored = [i for i in {hardest, 11, 12} if cls_t[0, i] == 0]
+    cls_t[0, ignored] = -1
+    cls_t[1, 30:] = -1  # an image whose only object is ignored: min_negatives from the rest
+    total, loc, conf = ssd_loss(deltas, logits, box_t, cls_t)
+    want = _manual_loss(deltas.astype(np.float64), logits.astype(np.float64), box_t, cls_t)
+    np.testing.assert_allclose([_np(total), _np(loc), _np(conf)], want, rtol=1e-5)
+    # what the ignored boxes predict does not matter
+    louder = logits.copy()
+    louder[cls_t == -1] += rng.normal(size=(int((cls_t == -1).sum()), c)).astype(np.float32) * 20
+    assert _np(ssd_loss(deltas, louder, box_t, cls_t)[0]) == pytest.approx(_np(total), rel=1e-6)
+    # and it would, were they background: the rule changes the loss
+    assert _np(ssd_loss(deltas, louder, box_t, np.maximum(cls_t, 0))[0]) != pytest.approx(_np(total), rel=1e-3)
 
 
 def test_image_without_objects_gives_a_finite_loss():

@@ -1,4 +1,4 @@
-"""``check-data``, ``train`` and ``eval`` on the command line.
+"""``check-data``, ``train``, ``eval`` and ``autolabel`` on the command line.
 
 Only the standard library is imported at module level, so ``main.py --help`` stays instant;
 NumPy, OpenCV and Keras load inside the ``run_*`` functions. A user error (missing folder,
@@ -181,6 +181,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                    help="each object also learns from its K best default boxes that overlap it by IoU 0.3 or more "
                         "(small or thin objects otherwise get one or two); 0 to 16, default 0: the SSD paper's rule "
                         "(the best box and every box at IoU 0.5)")
+    g.add_argument("--ignore-difficult", action="store_const", const=True,
+                   help="objects marked difficult (labelImg's check box; autolabel's uncertain pre-labels) are "
+                        "neither learned nor taught as background; default: learned like the others")
     g.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                    help="mixed precision (float16 on GPUs; bfloat16 on recent CPUs/TPUs); default float32")
     g.add_argument("--no-augment", dest="augment", action="store_const", const=False,
@@ -202,7 +205,7 @@ TRAIN_OPTIONS = (
     "imagenet",
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
     "freeze_through",
-    "class_mask", "oversample", "match_top_k", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
+    "class_mask", "oversample", "match_top_k", "ignore_difficult", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
     "checkpoint_minutes", "progress_bar",
 )
 
@@ -391,3 +394,110 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     return _guarded(_evaluate, args)
+
+
+# -- autolabel ----------------------------------------------------------------------------
+
+
+def add_autolabel_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", metavar="DIR", help="the folder to label (VOC2007, labelImg, or images with or "
+                                                      "without .xml side by side); it is never written")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="where the labelled copy goes (annotations written, images linked); give it the source "
+                             "folder's name to keep the same train/validation split")
+    parser.add_argument("--model", metavar="FILE", help="the model that labels (default: the bundled model)")
+    parser.add_argument("--classes", metavar="A,B",
+                        help="the model's classes to add (default: those the folder does not label yet)")
+    parser.add_argument("--conf", type=float, default=0.5,
+                        help="a detection scored at least this becomes an object (default 0.5)")
+    parser.add_argument("--review-conf", type=float, default=0.25,
+                        help="from this score up to --conf, a difficult object: to review in labelImg, and left out "
+                             "by train --ignore-difficult (default 0.25)")
+    parser.add_argument("--same-iou", type=float, default=0.5,
+                        help="a detection overlapping a labelled object of its class this much is that object "
+                             "(default 0.5)")
+    parser.add_argument("--tiles", metavar="RxC", help="tiled inference (2x2, 3x3): finds smaller objects, several "
+                                                       "times slower; default off")
+    parser.add_argument("--engine", default="auto", choices=["auto", "keras", "litert", "litert-fp16", "litert-int8"],
+                        help="inference engine (default auto: LiteRT on a CPU, else the compiled Keras graph)")
+    parser.add_argument("--batch", type=int, default=16, help="images per inference batch (default 16)")
+    parser.add_argument("--workers", type=int, default=_default_workers(), help="reading threads")
+    parser.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bars")
+
+
+def _autolabel(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from models.model_file import load_model
+    from runtime.batch import detect_pictures
+    from runtime.tiling import TileGrid
+
+    from .autolabel import AutolabelConfig, Picture, autolabel, format_summary, load_picture
+    from .errors import DataError
+    from .inference import eval_predictor
+    from .scan import scan_folders
+
+    if args.batch < 1:
+        raise DataError("--batch", f"must be at least 1, got {args.batch}")
+    try:
+        tiles = TileGrid.parse(args.tiles)
+    except ValueError as exc:
+        raise DataError("--tiles", str(exc)) from exc
+    if args.model is None:
+        from models.bundled import BUNDLED_MODEL, bundled_model_path
+
+        if bundled_model_path() is None:
+            raise DataError(BUNDLED_MODEL, "no bundled model in this checkout; pass --model FILE")
+        args.model = str(BUNDLED_MODEL)
+    model = load_model(args.model)
+    known = list(model.spec.class_names)
+    scan = scan_folders([args.folder], None, workers=args.workers, progress=args.progress_bar)[0]
+    labelled = {n for s in scan.samples for n in s.names}
+    if args.classes:
+        classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
+        unknown = [c for c in classes if c not in known]
+        if unknown:
+            raise DataError("--classes", f"{', '.join(unknown)}: not detected by {args.model} "
+                                         f"(it detects {', '.join(known)})")
+    else:
+        classes = tuple(c for c in known if c not in labelled)
+        if not classes:
+            raise DataError(args.folder, f"already labels every class {args.model} detects; name the ones to add "
+                                         "with --classes")
+    cfg = AutolabelConfig(classes, args.conf, args.review_conf, args.same_iou).validate()
+    pictures = [Picture(Path(s.image_path), Path(s.annotation_path) if s.annotation_path else None, s.boxes, s.names,
+                        s.exif_orientation) for s in scan.samples]
+    unlabelled = [Path(i.file) for i in scan.issues if i.detail and i.detail.get("unlabelled_image")]
+    empty = np.zeros((0, 4), np.float32)
+    pictures += [Picture(p, None, empty, ()) for p in unlabelled]
+    if not pictures:
+        raise DataError(args.folder, "no images to label")
+    left_out = scan.candidates - len(scan.samples) - len(unlabelled)
+    if left_out > 0:
+        print(f"note: {left_out} files of {args.folder} cannot be read and are left out "
+              f"(`main.py check-data {args.folder}` says why)")
+    print(f"labelling {len(pictures)} images of {args.folder} ({len(unlabelled)} unlabelled) with {args.model}: "
+          f"{', '.join(classes)}" + (f"; tiles {tiles}" if tiles else ""))
+    if any(c in labelled for c in classes):
+        print("note: the folder already labels " + ", ".join(c for c in classes if c in labelled)
+              + "; only detections that overlap no labelled object of their class are added")
+    predictor = eval_predictor(model, args.engine)
+    predictor.tiles = tiles
+    progress = "detecting" if args.progress_bar else None
+
+    def detect(items):
+        return detect_pictures(predictor, items, load_picture, args.batch, args.workers, progress)[0]
+
+    settings = {"source": str(Path(args.folder).resolve()), "model": str(Path(args.model).resolve()),
+                "engine": predictor.engine, "tiles": str(tiles) if tiles else None}
+    summary = autolabel(pictures, detect, cfg, Path(scan.root), Path(args.out), scan.layout, settings)
+    print(format_summary(summary, cfg))
+    if Path(args.out).name != Path(args.folder).resolve().name:
+        print(f"note: {args.out} is not named like {args.folder}: a training run on it splits its images differently "
+              "(the split depends on the folder's name); validation images of a run on the source may be trained on")
+    print(f"written: {args.out} (open it in labelImg to review the difficult ones; train with --data {args.out})")
+    return 0
+
+
+def run_autolabel(args: argparse.Namespace) -> int:
+    return _guarded(_autolabel, args)

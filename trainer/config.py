@@ -50,6 +50,7 @@ class TrainConfig:
     class_mask: str = "auto"
     oversample: str | None = None  # "CLASS=FACTOR,..." (trainer.sampling)
     match_top_k: int = 0  # also each object's K best default boxes (trainer.targets); 0: the paper's rule
+    ignore_difficult: bool = False  # VOC difficult objects: neither positives nor background (trainer.targets)
     precision: str = "float32"
     seed: int = 0
     augment: bool = True

@@ -57,7 +57,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], pool: ThreadPoolExecut
 @dataclass(frozen=True)
 class Batch:
     """One batch. ``images`` uint8 (B, H, W, 3) BGR; ``box_targets`` float32 (B, N, 4);
-    ``class_targets`` int32 (B, N); ``class_mask`` float32 (B, C+1) (1 = the image's source
+    ``class_targets`` int32 (B, N) (0 background, -1 ignored); ``class_mask`` float32 (B, C+1) (1 = the image's source
     labels that class; column 0, background, is always 1); ``indices`` (B,) sample indices
     (-1 on padding rows); ``count``: the number of real rows (the first ``count``)."""
 
@@ -120,6 +120,7 @@ class BatchLoader:
         masks: dict[str, np.ndarray] | None = None,
         repeats: np.ndarray | None = None,
         match_top_k: int = 0,
+        ignore_difficult: bool = False,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -128,6 +129,7 @@ class BatchLoader:
         self.num_classes = len(class_names) + 1
         self.input_size = tuple(spec.input_size)
         self.encoder = TargetEncoder(spec, top_k=match_top_k)
+        self.ignore_difficult = bool(ignore_difficult)
         self.batch_size = batch_size
         self.seed = int(seed)
         self.augment_config = augment_config
@@ -180,9 +182,13 @@ class BatchLoader:
         self.close()
 
     def labels_of(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel boxes and 1-based labels of the sample's objects of known classes."""
+        """Pixel boxes and 1-based labels of the sample's objects of known classes; with
+        ``ignore_difficult`` a difficult object's label is negated (the encoder ignores it;
+        augmentation carries labels along with their boxes whatever their sign)."""
         keep = [i for i, n in enumerate(sample.names) if n in self.class_index]
         labels = np.asarray([self.class_index[sample.names[i]] for i in keep], np.int32)
+        if self.ignore_difficult and len(keep):
+            labels = np.where(np.asarray(sample.difficult, bool)[keep], -labels, labels).astype(np.int32)
         return sample.boxes[keep].reshape(-1, 4), labels
 
     def load(self, epoch: int, index: int, copy: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -441,6 +441,11 @@ class Trainer:
         if batch_size < cfg.batch_size:
             self.log(f"note: only {len(self.train_samples)} training images, so batches of {batch_size}")
         self.masks = source_masks(self.samples, self.classes, self.use_mask)
+        if cfg.ignore_difficult:
+            known = set(self.classes)
+            n = sum(int(d) for s in self.train_samples for name, d in zip(s.names, s.difficult) if name in known)
+            self.log(f"--ignore-difficult: {n} training objects marked difficult are neither learned nor "
+                     "taught as background")
         augment = AugmentConfig() if cfg.augment else AugmentConfig(photometric=False, expand_prob=0.0, crop=False,
                                                                      flip_prob=0.0)
         repeats = None
@@ -451,9 +456,10 @@ class Trainer:
             self.log(describe(self.train_samples, self.oversample, repeats))
         self.train_loader = BatchLoader(self.train_samples, self.classes, spec, batch_size, cfg.seed, augment,
                                         workers=cfg.workers, masks=self.masks, repeats=repeats,
-                                        match_top_k=cfg.match_top_k)
+                                        match_top_k=cfg.match_top_k, ignore_difficult=cfg.ignore_difficult)
         self.val_loader = BatchLoader(self.val_samples, self.classes, spec, min(batch_size, 16), augment_config=None,
-                                      workers=cfg.workers, masks=self.masks, match_top_k=cfg.match_top_k)
+                                      workers=cfg.workers, masks=self.masks, match_top_k=cfg.match_top_k,
+                                      ignore_difficult=cfg.ignore_difficult)
         steps = self.train_loader.steps_per_epoch
         self.base_lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer]
         self.schedule = WarmupDecay(self.base_lr, cfg.epochs * steps, int(round(cfg.warmup_epochs * steps)),

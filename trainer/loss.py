@@ -61,18 +61,20 @@ def masked_log_softmax(logits, class_mask=None):
     return ops.log_softmax(logits, axis=-1)
 
 
-def hard_negatives(background_loss, positive, num_negatives):
-    """Pick, per image, the ``num_negatives`` non-positive boxes with the highest loss.
+def hard_negatives(background_loss, excluded, num_negatives):
+    """Pick, per image, the ``num_negatives`` boxes with the highest loss among those not
+    ``excluded`` (positives and ignored boxes).
 
-    background_loss: (B, N) float, -log p(background) of each box; positive: (B, N) bool;
-    num_negatives: (B,) float. Returns (B, N) bool. The choice is not differentiated (it is a
-    selection, as in the paper); ranks come from a double argsort, so no Python loop runs.
+    background_loss: (B, N) float, -log p(background) of each box; excluded: (B, N) bool;
+    num_negatives: (B,) float, at most the number of boxes not excluded. Returns (B, N) bool.
+    The choice is not differentiated (it is a selection, as in the paper); ranks come from a
+    double argsort, so no Python loop runs.
     """
-    candidates = ops.where(positive, -1.0, ops.stop_gradient(background_loss))
+    candidates = ops.where(excluded, -1.0, ops.stop_gradient(background_loss))
     order = ops.argsort(-candidates, axis=1)
     rank = ops.argsort(order, axis=1)
     return ops.logical_and(
-        ops.cast(rank, "float32") < num_negatives[:, None], ops.logical_not(positive)
+        ops.cast(rank, "float32") < num_negatives[:, None], ops.logical_not(excluded)
     )
 
 
@@ -89,7 +91,8 @@ def ssd_loss(
     box_deltas: (B, N, 4) predicted offsets (t_x, t_y, t_w, t_h, see models.box_coder);
     class_logits: (B, N, C+1) logits, background at 0; box_targets: (B, N, 4) float32 encoded
     offsets of each box's matched ground truth (ignored where the box is negative);
-    class_targets: (B, N) int, 0 = background, c >= 1 = class c; class_mask: None or (B, C+1)
+    class_targets: (B, N) int, 0 = background, c >= 1 = class c, -1 = ignored (neither a
+    positive nor a candidate negative; trainer.targets.IGNORE); class_mask: None or (B, C+1)
     bool/float, the classes each image's source labels (column 0 must be set).
 
     Returns three float32 scalars: (total, localisation, confidence), each already divided by
@@ -97,10 +100,12 @@ def ssd_loss(
     """
     labels = ops.cast(class_targets, "int32")
     positive = labels > 0
+    excluded = labels != 0  # positives and ignored boxes are never mined as background
     pos_f = ops.cast(positive, "float32")
     pos_per_image = ops.sum(pos_f, axis=1)
     n_pos = ops.maximum(ops.sum(pos_per_image), 1.0)
-    num_boxes = ops.cast(ops.shape(labels)[1], "float32")
+    available = ops.sum(ops.cast(ops.logical_not(excluded), "float32"), axis=1)
+    labels = ops.maximum(labels, 0)  # an ignored box's cross-entropy is computed, never counted
 
     deltas = ops.cast(box_deltas, "float32")
     targets = ops.cast(box_targets, "float32")
@@ -111,8 +116,8 @@ def ssd_loss(
     cross_entropy = -ops.sum(ops.one_hot(labels, num_classes) * log_probs, axis=-1)  # (B, N)
 
     wanted = ops.maximum(config.neg_pos_ratio * pos_per_image, float(config.min_negatives))
-    num_negatives = ops.minimum(wanted, num_boxes - pos_per_image)
-    negative = hard_negatives(cross_entropy, positive, num_negatives)
+    num_negatives = ops.minimum(wanted, available)
+    negative = hard_negatives(cross_entropy, excluded, num_negatives)
     counted = ops.cast(ops.logical_or(positive, negative), "float32")
     conf = ops.sum(cross_entropy * counted)
 

@@ -65,12 +65,22 @@ def match(gt_corners: np.ndarray, prior_corners: np.ndarray, threshold: float = 
     return matched, best_iou >= threshold
 
 
+# class_targets value of a default box that is neither positive nor negative (see TargetEncoder)
+IGNORE = -1
+
+
 class TargetEncoder:
     """Targets of one image for a spec's default boxes.
 
     Call with boxes float32 (G, 4) normalised corners and labels (G,) int in 1..C; get
     ``box_targets`` float32 (N, 4) (zeros on negatives) and ``class_targets`` int32 (N,)
     (0 = background), in the order of :func:`models.default_boxes`.
+
+    A label -c (c in 1..C) marks an object to ignore (``train --ignore-difficult``: VOC
+    ``difficult`` objects, or uncertain pre-labels that ``autolabel`` writes as difficult):
+    the default boxes that would have matched it, by the same rule as a positive, get
+    ``IGNORE`` (-1) unless a real object claims them, so they are neither taught the object
+    nor mined as background (the loss leaves them out).
     """
 
     def __init__(self, spec, threshold: float = POSITIVE_IOU, top_k: int = 0):
@@ -87,10 +97,16 @@ class TargetEncoder:
     def __call__(self, boxes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         labels = np.asarray(labels, np.int32).reshape(-1)
+        ignored = labels < 0
+        if ignored.any():
+            boxes, labels, ignore_boxes = boxes[~ignored], labels[~ignored], boxes[ignored]
         matched, positive = match(boxes, self.prior_corners, self.threshold, self.top_k)
         class_targets = np.zeros((self.num_boxes,), np.int32)
         box_targets = np.zeros((self.num_boxes, 4), np.float32)
         if positive.any():
             class_targets[positive] = labels[matched[positive]]
             box_targets[positive] = encode(boxes[matched[positive]], self.priors[positive], self.variances)
+        if ignored.any():
+            _, would_match = match(ignore_boxes, self.prior_corners, self.threshold, self.top_k)
+            class_targets[would_match & ~positive] = IGNORE
         return box_targets, class_targets

@@ -1,0 +1,279 @@
+"""Pre-labels from a model: boxes for the classes a folder does not label, to review or train on.
+
+Two uses. A user with unlabelled photos gets a first set of boxes to correct in labelImg
+instead of drawing every one. And folders that label different classes (hard-hat photos box
+helmets and heads, never the people wearing them) can have the missing classes filled in from
+a model that knows them, so those images teach the class too (self-training: a model's
+confident detections on unlabelled data used as labels, e.g. Sohn et al. 2020, "A Simple
+Semi-Supervised Learning Framework for Object Detection" (STAC)).
+
+The source folder is never written. ``OUT`` mirrors it: each annotation file with the new
+objects appended (every existing object, tag and class kept as it was), new annotation files
+for unlabelled images, and the images themselves as symbolic links (copies where links are not
+allowed), so ``OUT`` is itself a labelled folder for ``train --data OUT`` and for labelImg.
+
+Each detection of a requested class scored at least ``review_conf`` that does not overlap a
+labelled object of its class (IoU >= ``same_iou``) becomes an object: an ordinary one from
+``conf`` up, a ``difficult`` one below (labelImg shows the check box: these are the boxes to
+look at; ``train --ignore-difficult`` neither learns them nor teaches their default boxes as
+background). Why the band matters: once ``OUT`` has boxes of a class, every image of the
+folder labels that class (class masks, :mod:`trainer.loss`), so a person the model missed
+becomes a background example; the uncertain ones, at least, are kept out of that.
+
+The train/validation split depends on the folder's name and its images (:mod:`trainer.split`):
+give ``OUT`` the source folder's name (e.g. ``runs/labelled/hardhat`` for
+``datasets/hardhat``) and the split stays the same, so no validation image is trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import defusedxml.ElementTree as SafeET
+import numpy as np
+
+from models import Detections
+from models.box_coder import pairwise_iou
+
+from .atomic import write_text_atomic
+from .errors import DataError
+from .image_io import read_image
+
+SUMMARY_FILE = "autolabel.json"
+
+
+@dataclass(frozen=True)
+class AutolabelConfig:
+    """``classes``: the model's classes to add; ``conf``: from this score an ordinary
+    object; ``review_conf``: from this score up to ``conf`` a difficult one (to review);
+    ``same_iou``: a detection overlapping a labelled object of its class by this much is that
+    object, not a new one."""
+
+    classes: tuple[str, ...]
+    conf: float = 0.5
+    review_conf: float = 0.25
+    same_iou: float = 0.5
+
+    def validate(self) -> "AutolabelConfig":
+        if not self.classes:
+            raise DataError("--classes", "no class to add")
+        if not 0.0 < self.review_conf <= self.conf <= 1.0:
+            raise DataError("--conf", f"expected 0 < --review-conf <= --conf <= 1, got {self.review_conf} and {self.conf}")
+        if not 0.0 < self.same_iou <= 1.0:
+            raise DataError("--same-iou", f"expected an IoU in (0, 1], got {self.same_iou}")
+        return self
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One image to label. ``boxes`` float32 (G, 4) pixel x1, y1, x2, y2 and ``names`` (G,)
+    of its labelled objects (empty for an unlabelled image); ``annotation``: its XML file or
+    None; ``exif_orientation``: decode as the scan found the labels need it."""
+
+    image: Path
+    annotation: Path | None
+    boxes: np.ndarray
+    names: tuple[str, ...]
+    exif_orientation: bool = False
+
+
+@dataclass(frozen=True)
+class NewObject:
+    """A box to add: pixel x1, y1, x2, y2 of the decoded image, its class and score."""
+
+    name: str
+    box: tuple[float, float, float, float]
+    score: float
+    difficult: bool
+
+
+@dataclass
+class AutolabelSummary:
+    """What a run added, per class: ``added`` (ordinary objects), ``to_review`` (difficult),
+    ``already_labelled`` (detections that matched a labelled object)."""
+
+    images: int = 0
+    new_annotation_files: int = 0
+    added: dict[str, int] = field(default_factory=dict)
+    to_review: dict[str, int] = field(default_factory=dict)
+    already_labelled: dict[str, int] = field(default_factory=dict)
+
+    def count(self, table: dict[str, int], name: str) -> None:
+        table[name] = table.get(name, 0) + 1
+
+
+def new_objects(picture: Picture, detections: Detections, cfg: AutolabelConfig) -> tuple[list[NewObject], list[str]]:
+    """The objects to add to ``picture`` from its ``detections`` (pixels of the decoded
+    image), best first, and the class names of the detections that were already labelled."""
+    wanted = set(cfg.classes)
+    names = detections.names
+    order = np.argsort(-detections.scores, kind="stable")
+    added: list[NewObject] = []
+    known: list[str] = []
+    for i in order:
+        score, name = float(detections.scores[i]), names[i]
+        if name not in wanted or score < cfg.review_conf:
+            continue
+        box = detections.boxes[i].astype(np.float32)
+        same = [j for j, n in enumerate(picture.names) if n == name]
+        if same and pairwise_iou(box[None], picture.boxes[same].astype(np.float32)).max() >= cfg.same_iou:
+            known.append(name)
+            continue
+        added.append(NewObject(name, tuple(float(v) for v in box), score, score < cfg.conf))  # type: ignore[arg-type]
+    return added, known
+
+
+def _sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
+    node = ET.SubElement(parent, tag)
+    node.text = text
+    return node
+
+
+def _blank_annotation(image: Path, image_hw: tuple[int, int]) -> ET.Element:
+    """A VOC annotation with no objects, as labelImg starts one."""
+    root = ET.Element("annotation")
+    _sub(root, "folder", image.parent.name)
+    _sub(root, "filename", image.name)
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", image_hw[1]), ("height", image_hw[0]), ("depth", 3)):
+        _sub(size, tag, str(value))
+    _sub(root, "segmented", "0")
+    return root
+
+
+def annotation_text(existing: bytes | None, image: Path, image_hw: tuple[int, int], objects: Sequence[NewObject]) -> str:
+    """The annotation file's new text: ``existing`` (the file's bytes; None for an unlabelled
+    image) with ``objects`` appended as ``<object>`` elements. Boxes are written as VOC counts
+    them (whole pixels, 1-based) inside the image; the score goes in an extra tag that
+    labelImg and this project's reader ignore."""
+    if existing is None:
+        root = _blank_annotation(image, image_hw)
+    else:
+        root = SafeET.fromstring(existing)
+    height, width = image_hw
+    for obj in objects:
+        x1, y1, x2, y2 = obj.box
+        node = ET.SubElement(root, "object")
+        _sub(node, "name", obj.name)
+        _sub(node, "pose", "Unspecified")
+        _sub(node, "truncated", "0")
+        _sub(node, "difficult", "1" if obj.difficult else "0")
+        _sub(node, "autolabel_score", f"{obj.score:.3f}")
+        bndbox = ET.SubElement(node, "bndbox")
+        for tag, value, hi in (("xmin", x1, width), ("ymin", y1, height), ("xmax", x2, width), ("ymax", y2, height)):
+            _sub(bndbox, tag, str(int(min(hi, max(1, round(value) + 1)))))  # as the app's snapshots write them
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _inside(path: Path, root: Path) -> Path:
+    rel = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root)))
+    if rel.parts and rel.parts[0] == "..":
+        raise DataError(path, f"is outside the folder {root}; autolabel mirrors only files inside it")
+    return rel
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink() or target.exists():
+        if target.resolve() == source.resolve():
+            return
+        target.unlink()
+    try:
+        os.symlink(os.path.abspath(source), target)
+    except OSError:  # no symbolic links here (Windows without the privilege): copy
+        shutil.copy2(source, target)
+
+
+def mirror_folder(source_root: Path, out: Path) -> None:
+    """Copy what defines the folder's image list (``ImageSets/``) into ``out``."""
+    for name in ("ImageSets",):
+        src = source_root / name
+        if src.is_dir():
+            shutil.copytree(src, out / name, dirs_exist_ok=True)
+
+
+def annotation_target(picture: Picture, source_root: Path, out: Path, layout: str) -> Path:
+    """Where ``picture``'s annotation goes in ``out``: its own file's place, or for an
+    unlabelled image the layout's place (``annotations/`` of a labelImg folder, else beside
+    the image)."""
+    if picture.annotation is not None:
+        return out / _inside(picture.annotation, source_root)
+    rel = _inside(picture.image, source_root)
+    if layout == "flat":
+        return out / "annotations" / f"{rel.stem}.xml"
+    return out / rel.with_suffix(".xml")
+
+
+def write_picture(picture: Picture, detections: Detections, cfg: AutolabelConfig, source_root: Path, out: Path,
+                  layout: str, summary: AutolabelSummary) -> None:
+    """Link the image into ``out`` and write its annotation with the new objects."""
+    objects, known = new_objects(picture, detections, cfg)
+    _link_or_copy(picture.image, out / _inside(picture.image, source_root))
+    existing = picture.annotation.read_bytes() if picture.annotation is not None else None
+    text = annotation_text(existing, picture.image, detections.image_size, objects)
+    target = annotation_target(picture, source_root, out, layout)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(target, text)
+    summary.images += 1
+    summary.new_annotation_files += existing is None
+    for obj in objects:
+        summary.count(summary.to_review if obj.difficult else summary.added, obj.name)
+    for name in known:
+        summary.count(summary.already_labelled, name)
+
+
+def check_out_folder(source_root: Path, out: Path) -> None:
+    """Refuse an ``out`` that is the source, inside it, holds it, or holds something else."""
+    src, dst = source_root.resolve(), out.resolve()
+    if dst == src or src in dst.parents or dst in src.parents:
+        raise DataError(out, f"must be a folder apart from {source_root} (the source is never written)")
+    if out.exists() and any(out.iterdir()) and not (out / SUMMARY_FILE).is_file():
+        raise DataError(out, "exists and is not an autolabel output (no autolabel.json); give a new or empty folder")
+
+
+def load_picture(picture: Picture) -> np.ndarray:
+    return read_image(picture.image, picture.exif_orientation)
+
+
+def autolabel(
+    pictures: Sequence[Picture],
+    detect: Callable[[Sequence[Picture]], list[Detections]],
+    cfg: AutolabelConfig,
+    source_root: Path,
+    out: Path,
+    layout: str,
+    settings: dict,
+) -> AutolabelSummary:
+    """Label ``pictures`` (all of one folder) into ``out``; ``detect`` gives each picture's
+    detections in its decoded pixels. ``out/autolabel.json`` says ``"status": "running"``
+    from the start and holds the settings and counts at the end; a run stopped half way is
+    simply run again (every file is rewritten from the source, atomically)."""
+    cfg.validate()
+    check_out_folder(source_root, out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / SUMMARY_FILE, json.dumps({"status": "running", **settings, "config": asdict(cfg)}, indent=1))
+    mirror_folder(source_root, out)
+    summary = AutolabelSummary()
+    for picture, detections in zip(pictures, detect(pictures), strict=True):
+        write_picture(picture, detections, cfg, source_root, out, layout, summary)
+    write_text_atomic(out / SUMMARY_FILE, json.dumps({"status": "finished", **settings, "config": asdict(cfg),
+                                                      **asdict(summary)}, indent=1))
+    return summary
+
+
+def format_summary(summary: AutolabelSummary, cfg: AutolabelConfig) -> str:
+    lines = [f"{summary.images} images labelled ({summary.new_annotation_files} new annotation files)",
+             f"{'class':12s} {'added':>7s} {'to review':>10s} {'already labelled':>17s}"]
+    for name in cfg.classes:
+        lines.append(f"{name:12s} {summary.added.get(name, 0):7d} {summary.to_review.get(name, 0):10d} "
+                     f"{summary.already_labelled.get(name, 0):17d}")
+    lines.append(f"added: score >= {cfg.conf}; to review: {cfg.review_conf} <= score < {cfg.conf}, written as "
+                 "difficult (labelImg's check box; train --ignore-difficult leaves them out)")
+    return "\n".join(lines)
