@@ -37,22 +37,24 @@ def _digests(root: Path) -> dict[str, str]:
 
 
 def test_new_objects_sorts_detections_into_added_to_review_known_and_dropped():
-    picture = Picture(Path("a.png"), None, np.array([[10, 10, 50, 90]], np.float32), ("person",))
+    labelled = np.array([[10, 10, 50, 90], [110, 40, 158, 118]], np.float32)
+    picture = Picture(Path("a.png"), None, labelled, ("person", "redbox"))
     dets = _detections([
-        ("person", 0.9, 12, 10, 50, 88),    # the labelled person again: known, not added
-        ("person", 0.8, 100, 10, 140, 90),  # a new person: added
-        ("person", 0.3, 60, 20, 90, 100),   # uncertain: added as difficult
-        ("person", 0.2, 5, 5, 20, 20),      # below --review-conf: dropped
-        ("redbox", 0.95, 0, 0, 30, 30),     # a class not asked for: dropped
+        ("person", 0.9, 12, 10, 50, 88),     # the labelled person again: known, not added
+        ("person", 0.85, 112, 40, 158, 116),  # on the labelled redbox: the redbox mistaken
+        ("person", 0.8, 60, 10, 100, 90),    # a new person: added
+        ("person", 0.3, 20, 60, 60, 118),    # uncertain: added as difficult
+        ("person", 0.2, 5, 5, 20, 20),       # below --review-conf: dropped
+        ("redbox", 0.95, 0, 0, 30, 30),      # a class not asked for: dropped
     ])
     cfg = AutolabelConfig(("person",), conf=0.5, review_conf=0.25)
-    added, known = new_objects(picture, dets, cfg)
-    assert known == ["person"]
+    added, known, mistaken = new_objects(picture, dets, cfg)
+    assert known == ["person"] and mistaken == ["person"]
     assert [(o.name, round(o.score, 2), o.difficult) for o in added] == [("person", 0.8, False), ("person", 0.3, True)]
-    assert added[0].box == (100.0, 10.0, 140.0, 90.0)
-    # a looser "same object" rule makes the 0.9 box a new object too
-    added, known = new_objects(picture, dets, AutolabelConfig(("person",), same_iou=0.99))
-    assert not known and len(added) == 3
+    assert added[0].box == (60.0, 10.0, 100.0, 90.0)
+    # stricter rules make those boxes new objects too
+    added, known, mistaken = new_objects(picture, dets, AutolabelConfig(("person",), same_iou=0.99, other_iou=None))
+    assert not known and not mistaken and len(added) == 4
     with pytest.raises(DataError, match="review-conf"):
         AutolabelConfig(("person",), conf=0.3, review_conf=0.4).validate()
 

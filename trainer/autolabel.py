@@ -53,12 +53,15 @@ class AutolabelConfig:
     """``classes``: the model's classes to add; ``conf``: from this score an ordinary
     object; ``review_conf``: from this score up to ``conf`` a difficult one (to review);
     ``same_iou``: a detection overlapping a labelled object of its class by this much is that
-    object, not a new one."""
+    object, not a new one; ``other_iou``: one that nearly coincides with a labelled object of
+    another class is that object mistaken (a horse seen from behind scored as a person), not
+    a new one (None: no such check)."""
 
     classes: tuple[str, ...]
     conf: float = 0.5
     review_conf: float = 0.25
     same_iou: float = 0.5
+    other_iou: float | None = 0.7
 
     def validate(self) -> "AutolabelConfig":
         if not self.classes:
@@ -67,6 +70,8 @@ class AutolabelConfig:
             raise DataError("--conf", f"expected 0 < --review-conf <= --conf <= 1, got {self.review_conf} and {self.conf}")
         if not 0.0 < self.same_iou <= 1.0:
             raise DataError("--same-iou", f"expected an IoU in (0, 1], got {self.same_iou}")
+        if self.other_iou is not None and not 0.0 < self.other_iou <= 1.0:
+            raise DataError("--other-iou", f"expected an IoU in (0, 1], got {self.other_iou}")
         return self
 
 
@@ -96,37 +101,45 @@ class NewObject:
 @dataclass
 class AutolabelSummary:
     """What a run added, per class: ``added`` (ordinary objects), ``to_review`` (difficult),
-    ``already_labelled`` (detections that matched a labelled object)."""
+    ``already_labelled`` (detections that matched a labelled object of their class),
+    ``other_class`` (detections that coincided with a labelled object of another class)."""
 
     images: int = 0
     new_annotation_files: int = 0
     added: dict[str, int] = field(default_factory=dict)
     to_review: dict[str, int] = field(default_factory=dict)
     already_labelled: dict[str, int] = field(default_factory=dict)
+    other_class: dict[str, int] = field(default_factory=dict)
 
     def count(self, table: dict[str, int], name: str) -> None:
         table[name] = table.get(name, 0) + 1
 
 
-def new_objects(picture: Picture, detections: Detections, cfg: AutolabelConfig) -> tuple[list[NewObject], list[str]]:
+def new_objects(picture: Picture, detections: Detections,
+                cfg: AutolabelConfig) -> tuple[list[NewObject], list[str], list[str]]:
     """The objects to add to ``picture`` from its ``detections`` (pixels of the decoded
-    image), best first, and the class names of the detections that were already labelled."""
+    image), best first; the class names of the detections that were already labelled; and of
+    those that coincided with a labelled object of another class."""
     wanted = set(cfg.classes)
     names = detections.names
     order = np.argsort(-detections.scores, kind="stable")
     added: list[NewObject] = []
     known: list[str] = []
+    mistaken: list[str] = []
+    labelled = np.asarray(picture.names, dtype=object)
     for i in order:
         score, name = float(detections.scores[i]), names[i]
         if name not in wanted or score < cfg.review_conf:
             continue
         box = detections.boxes[i].astype(np.float32)
-        same = [j for j, n in enumerate(picture.names) if n == name]
-        if same and pairwise_iou(box[None], picture.boxes[same].astype(np.float32)).max() >= cfg.same_iou:
+        iou = pairwise_iou(box[None], picture.boxes.astype(np.float32))[0] if len(labelled) else np.zeros(0)
+        if (iou[labelled == name] >= cfg.same_iou).any():
             known.append(name)
-            continue
-        added.append(NewObject(name, tuple(float(v) for v in box), score, score < cfg.conf))  # type: ignore[arg-type]
-    return added, known
+        elif cfg.other_iou is not None and (iou[labelled != name] >= cfg.other_iou).any():
+            mistaken.append(name)
+        else:
+            added.append(NewObject(name, tuple(float(v) for v in box), score, score < cfg.conf))  # type: ignore[arg-type]
+    return added, known, mistaken
 
 
 def _sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
@@ -214,7 +227,7 @@ def annotation_target(picture: Picture, source_root: Path, out: Path, layout: st
 def write_picture(picture: Picture, detections: Detections, cfg: AutolabelConfig, source_root: Path, out: Path,
                   layout: str, summary: AutolabelSummary) -> None:
     """Link the image into ``out`` and write its annotation with the new objects."""
-    objects, known = new_objects(picture, detections, cfg)
+    objects, known, mistaken = new_objects(picture, detections, cfg)
     _link_or_copy(picture.image, out / _inside(picture.image, source_root))
     existing = picture.annotation.read_bytes() if picture.annotation is not None else None
     text = annotation_text(existing, picture.image, detections.image_size, objects)
@@ -227,6 +240,8 @@ def write_picture(picture: Picture, detections: Detections, cfg: AutolabelConfig
         summary.count(summary.to_review if obj.difficult else summary.added, obj.name)
     for name in known:
         summary.count(summary.already_labelled, name)
+    for name in mistaken:
+        summary.count(summary.other_class, name)
 
 
 def check_out_folder(source_root: Path, out: Path) -> None:
@@ -270,10 +285,10 @@ def autolabel(
 
 def format_summary(summary: AutolabelSummary, cfg: AutolabelConfig) -> str:
     lines = [f"{summary.images} images labelled ({summary.new_annotation_files} new annotation files)",
-             f"{'class':12s} {'added':>7s} {'to review':>10s} {'already labelled':>17s}"]
+             f"{'class':12s} {'added':>7s} {'to review':>10s} {'already labelled':>17s} {'on another class':>17s}"]
     for name in cfg.classes:
         lines.append(f"{name:12s} {summary.added.get(name, 0):7d} {summary.to_review.get(name, 0):10d} "
-                     f"{summary.already_labelled.get(name, 0):17d}")
+                     f"{summary.already_labelled.get(name, 0):17d} {summary.other_class.get(name, 0):17d}")
     lines.append(f"added: score >= {cfg.conf}; to review: {cfg.review_conf} <= score < {cfg.conf}, written as "
                  "difficult (labelImg's check box; train --ignore-difficult leaves them out)")
     return "\n".join(lines)

@@ -416,6 +416,10 @@ def add_autolabel_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--same-iou", type=float, default=0.5,
                         help="a detection overlapping a labelled object of its class this much is that object "
                              "(default 0.5)")
+    parser.add_argument("--other-iou", type=float, default=0.7,
+                        help="a detection overlapping a labelled object of another class this much is that object "
+                             "mistaken (a horse from behind scored as a person) and is not added (default 0.7; 0: "
+                             "no such check)")
     parser.add_argument("--tiles", metavar="RxC", help="tiled inference (2x2, 3x3): finds smaller objects, several "
                                                        "times slower; default off")
     parser.add_argument("--engine", default="auto", choices=["auto", "keras", "litert", "litert-fp16", "litert-int8"],
@@ -464,7 +468,7 @@ def _autolabel(args: argparse.Namespace) -> int:
         if not classes:
             raise DataError(args.folder, f"already labels every class {args.model} detects; name the ones to add "
                                          "with --classes")
-    cfg = AutolabelConfig(classes, args.conf, args.review_conf, args.same_iou).validate()
+    cfg = AutolabelConfig(classes, args.conf, args.review_conf, args.same_iou, args.other_iou or None).validate()
     pictures = [Picture(Path(s.image_path), Path(s.annotation_path) if s.annotation_path else None, s.boxes, s.names,
                         s.exif_orientation) for s in scan.samples]
     unlabelled = [Path(i.file) for i in scan.issues if i.detail and i.detail.get("unlabelled_image")]
