@@ -150,3 +150,6 @@ def test_cli_labels_the_classes_the_folder_lacks(tmp_path, dog_model, capfd):
     # a class the model does not know is refused with the list it does know
     rc = main.main(["autolabel", str(source), "--out", str(out), "--model", str(dog_model), "--classes", "person"])
     assert rc == 2 and "it detects dog, cat" in capfd.readouterr().err
+    # the source as the output: refused in one line, exit 2
+    rc = main.main(["autolabel", str(source), "--out", str(source), "--model", str(dog_model)])
+    assert rc == 2 and "must be a folder apart from" in capfd.readouterr().err
