@@ -304,8 +304,28 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bars")
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _tiles_and_model(args: argparse.Namespace):
+    """``--tiles`` parsed and ``--model`` loaded (the bundled model when not given; then
+    ``args.model`` is set to its path). Raises DataError naming the option or file."""
     from models.model_file import load_model
+    from runtime.tiling import TileGrid
+
+    from .errors import DataError
+
+    try:
+        tiles = TileGrid.parse(args.tiles)
+    except ValueError as exc:
+        raise DataError("--tiles", str(exc)) from exc
+    if args.model is None:
+        from models.bundled import BUNDLED_MODEL, bundled_model_path
+
+        if bundled_model_path() is None:
+            raise DataError(BUNDLED_MODEL, "no bundled model in this checkout; pass --model FILE")
+        args.model = str(BUNDLED_MODEL)
+    return tiles, load_model(args.model)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
 
     from .atomic import write_text_atomic
     from .errors import DataError
@@ -326,19 +346,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not 0.0 <= args.vote_iou <= 1.0:
         raise DataError("--vote-iou", f"must be from 0 (off) to 1, got {args.vote_iou}")
     vote_iou = args.vote_iou or None
-    from runtime.tiling import TileGrid
-
-    try:
-        tiles = TileGrid.parse(args.tiles)
-    except ValueError as exc:
-        raise DataError("--tiles", str(exc)) from exc
-    if args.model is None:
-        from models.bundled import BUNDLED_MODEL, bundled_model_path
-
-        if bundled_model_path() is None:
-            raise DataError(BUNDLED_MODEL, "no bundled model in this checkout; pass --model FILE")
-        args.model = str(BUNDLED_MODEL)
-    model = load_model(args.model)
+    tiles, model = _tiles_and_model(args)
     classes = model.spec.class_names
     scans = scan_folders(args.data, classes, workers=args.workers, progress=args.progress_bar)
     every = [s for scan in scans for s in scan.samples]
@@ -432,9 +440,7 @@ def add_autolabel_arguments(parser: argparse.ArgumentParser) -> None:
 def _autolabel(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from models.model_file import load_model
     from runtime.batch import detect_pictures
-    from runtime.tiling import TileGrid
 
     from .autolabel import AutolabelConfig, Picture, autolabel, format_summary, load_picture
     from .errors import DataError
@@ -443,17 +449,7 @@ def _autolabel(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise DataError("--batch", f"must be at least 1, got {args.batch}")
-    try:
-        tiles = TileGrid.parse(args.tiles)
-    except ValueError as exc:
-        raise DataError("--tiles", str(exc)) from exc
-    if args.model is None:
-        from models.bundled import BUNDLED_MODEL, bundled_model_path
-
-        if bundled_model_path() is None:
-            raise DataError(BUNDLED_MODEL, "no bundled model in this checkout; pass --model FILE")
-        args.model = str(BUNDLED_MODEL)
-    model = load_model(args.model)
+    tiles, model = _tiles_and_model(args)
     known = list(model.spec.class_names)
     scan = scan_folders([args.folder], None, workers=args.workers, progress=args.progress_bar)[0]
     labelled = {n for s in scan.samples for n in s.names}
