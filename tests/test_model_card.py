@@ -67,6 +67,12 @@ def test_card_names_the_imagenet_backbone_and_the_data_terms(tmp_path):
     assert ("1. backbone from ImageNet, backbone frozen through block11, images showing person x3 per epoch, each "
             "object also learning from its 4 best default boxes at IoU >= 0.3: sgd") in text
     assert "`highway`: Roboflow Universe" in text and "CC BY 4.0" in text and "`coco128`: the first 128" in text
+    # a stage that ignored difficult objects and read folders from labelled copies says so
+    config["settings"].update(imagenet=False, freeze_through=None, oversample=None, match_top_k=0,
+                              ignore_difficult=True, data=["/d/datasets/highway", "/runs/pl2/animals"])
+    (one / "config.yaml").write_text(yaml.safe_dump(config))
+    assert ("1. from random initialisation, difficult objects ignored, `animals` read from labelled copies in "
+            "`pl2/` (same images): sgd") in card([one], REPORT, "m", [])
 
 
 def test_stages_with_different_validation_images_are_refused(tmp_path):

@@ -128,6 +128,12 @@ class Stage:
             start += f", images showing {s['oversample'].replace('=', ' x')} per epoch"
         if s.get("match_top_k"):
             start += f", each object also learning from its {s['match_top_k']} best default boxes at IoU >= 0.3"
+        if s.get("ignore_difficult"):
+            start += ", difficult objects ignored"
+        copies = [Path(d) for d in s.get("data", []) if Path(d).parent.name != "datasets"]
+        if copies:  # e.g. `main.py autolabel` copies with a class filled in
+            start += (f", {', '.join(f'`{d.name}`' for d in copies)} read from labelled copies in "
+                      f"`{copies[0].parent.name}/` (same images)")
         return (f"{start}: {s['optimizer']} at peak learning rate {s['lr']}, {s['warmup_epochs']:g} warm-up "
                 f"epoch(s) then {s['schedule']} decay over {s['epochs']} epochs; {self.summary['epochs_done']} "
                 f"epochs run ({self.minutes:.0f} minutes), best validation mAP {_pct(self.summary['best_val_map'])} "
