@@ -206,10 +206,8 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def mirror_folder(source_root: Path, out: Path) -> None:
     """Copy what defines the folder's image list (``ImageSets/``) into ``out``."""
-    for name in ("ImageSets",):
-        src = source_root / name
-        if src.is_dir():
-            shutil.copytree(src, out / name, dirs_exist_ok=True)
+    if (source_root / "ImageSets").is_dir():
+        shutil.copytree(source_root / "ImageSets", out / "ImageSets", dirs_exist_ok=True)
 
 
 def annotation_target(picture: Picture, source_root: Path, out: Path, layout: str) -> Path:

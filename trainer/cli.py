@@ -326,7 +326,6 @@ def _tiles_and_model(args: argparse.Namespace):
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-
     from .atomic import write_text_atomic
     from .errors import DataError
     from .evaluate import evaluate_detections, format_result, labelled_classes
