@@ -8,12 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from trainer_helpers import make_voc_folder
+import yaml
+from trainer_helpers import make_voc_folder, write_spec_yaml
 
 import main
 from models import Detections
-from trainer.autolabel import AutolabelConfig, Picture, autolabel, new_objects
+from trainer.autolabel import AutolabelConfig, Picture, autolabel, copy_record, new_objects
+from trainer.config import TrainConfig
 from trainer.errors import DataError
+from trainer.loop import train
 from trainer.scan import scan_folders
 from trainer.split import split_samples
 
@@ -93,6 +96,36 @@ def test_autolabel_writes_a_labelled_copy_and_keeps_the_source_and_the_split(tmp
     # run again (e.g. after an interruption): the same result, nothing added twice
     autolabel(pictures, _stub_detect, cfg, Path(scan.root), out, scan.layout, {"model": "stub"})
     assert [s.names for s in scan_folders([out])[0].samples] == [s.names for s in copy.samples]
+
+
+def test_training_records_a_labelled_copy_and_refuses_an_unfinished_one(tmp_path):
+    source = make_voc_folder(tmp_path / "data" / "hats", 6)
+    scan = scan_folders([source])[0]
+    pictures = [Picture(Path(s.image_path), Path(s.annotation_path), s.boxes, s.names) for s in scan.samples]
+    out = tmp_path / "labelled" / "hats"
+    autolabel(pictures, _stub_detect, AutolabelConfig(("person",)), Path(scan.root), out, scan.layout,
+              {"source": str(source), "model": "/m/stub.keras", "tiles": "2x2"})
+    assert copy_record(source) is None  # an ordinary labelled folder
+    assert copy_record(out)["model"] == "/m/stub.keras" and copy_record(out)["added"] == {"person": 6}
+    spec = write_spec_yaml(tmp_path / "spec.yaml", CLASSES)
+
+    def run(name: str) -> TrainConfig:
+        return TrainConfig(data=(str(out), str(source)), out=str(tmp_path / name), spec_file=str(spec), epochs=1,
+                           batch_size=4, val_split=0.25, workers=1, progress_bar=False)
+
+    train(run("run"), log=lambda _: None)
+    summary = yaml.safe_load((tmp_path / "run" / "summary.yaml").read_text())
+    assert list(summary["labelled_copies"]) == [str(out)]  # the copy, not the ordinary folder
+    assert summary["labelled_copies"][str(out)]["config"]["classes"] == ["person"]
+
+    # a labelling stopped half way (some files still without the new boxes) is not trained on
+    record = json.loads((out / "autolabel.json").read_text())
+    (out / "autolabel.json").write_text(json.dumps({**record, "status": "running"}))
+    with pytest.raises(DataError, match="did not finish.*run the same `main.py autolabel` command again"):
+        train(run("run2"), log=lambda _: None)
+    (out / "autolabel.json").write_text("{not json")
+    with pytest.raises(DataError, match="cannot be read"):
+        copy_record(out)
 
 
 def test_unlabelled_images_of_a_labelimg_folder_get_new_annotation_files(tmp_path):

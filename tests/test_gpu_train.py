@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from trainer_helpers import make_voc_folder, tiny_spec
 
 from tools import gpu_train
@@ -21,20 +22,40 @@ ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["bluedisc", "redbox"]
 
 
+def autolabelled(source: Path, out: Path) -> Path:
+    """``source`` with an uncertain (difficult) redbox added to every image by `autolabel`."""
+    from models import Detections
+    from trainer.autolabel import AutolabelConfig, Picture, autolabel
+    from trainer.scan import scan_folders
+
+    scan = scan_folders([source])[0]
+    pictures = [Picture(Path(s.image_path), Path(s.annotation_path), s.boxes, s.names) for s in scan.samples]
+
+    def detect(batch):
+        return [Detections(np.array([[2, 2, 30, 30]], np.float32), np.array([0.3], np.float32),
+                           np.array([1]), tuple(CLASSES), (120, 160)) for _ in batch]
+
+    autolabel(pictures, detect, AutolabelConfig(("redbox",)), Path(scan.root), out, scan.layout,
+              {"source": str(source), "model": "stub.keras"})
+    return out
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     from models import build_model
     from models.model_file import save_model
 
     root = tmp_path_factory.mktemp("gpu")
-    folder = make_voc_folder(root / "voc", 12, seed=4, size_wh=(160, 120))
+    source = make_voc_folder(root / "data" / "voc", 12, seed=4, size_wh=(160, 120))
+    folder = autolabelled(source, root / "labelled" / "voc")  # an autolabel copy: images are links
     model = save_model(build_model(tiny_spec(CLASSES)), root / "start.keras")
-    held = sorted((folder / "JPEGImages").iterdir())[:3]
+    held = sorted((source / "JPEGImages").iterdir())[:3]  # the split names the source's images
     val_list = root / "val.txt"
     val_list.write_text("".join(f"{p}\n" for p in held))
     cache = root / ".gpu"
     code = gpu_train.main(["prepare", "--data", str(folder), "--model", str(model), "--val-list", str(val_list),
-                           "--side", "64", "--no-wheels", "--out", str(cache), "--probe", "4", "--parts", "2"])
+                           "--side", "64", "--no-wheels", "--out", str(cache), "--probe", "4", "--parts", "2",
+                           "--match-top-k", "5", "--ignore-difficult"])
     assert code == 0
     return root, folder, model, cache, held
 
@@ -46,6 +67,8 @@ def test_prepare_writes_the_training_images_shrunk_with_their_boxes(prepared):
     manifests = [json.loads((cache / f"part{k}" / "manifest.json").read_text()) for k in (0, 1)]
     assert [m["images"] for m in manifests] == [5, 4] and manifests[0]["folders"] == ["voc"]
     assert manifests[1]["classes"] == CLASSES and 30 <= manifests[0]["quality"] <= 90
+    assert manifests[0]["labelled_copies"][str(folder)]["model"] == "stub.keras"
+    assert manifests[1]["recipe"] == {"match_top_k": 5, "ignore_difficult": True}
     original = {Path(s.image_path).stem: s for s in scan_folders([folder], CLASSES)[0].samples}
     folders, summary = gpu_train.read_cache(cache)
     assert summary["images"] == 9 and summary["parts_missing"] == [] and len(folders) == 2
@@ -55,7 +78,7 @@ def test_prepare_writes_the_training_images_shrunk_with_their_boxes(prepared):
         assert s.image_path.endswith(".webp") and max(s.image_hw) == 64
         src = original[s.key]
         scale = np.array([64 / 160, 48 / 120] * 2, np.float32)
-        assert s.names == src.names
+        assert s.names == src.names and list(s.difficult) == list(src.difficult) and s.difficult.any()
         np.testing.assert_allclose(s.boxes, src.boxes * scale, atol=0.06)
 
 
@@ -106,7 +129,11 @@ def test_device_step_trains_on_jax_without_tensorflow_and_collect_joins_the_mode
     report = json.loads((out / "device.json").read_text())
     assert report["environment"]["backend"] == "jax" and report["returncode"] == 0
     assert "--val-split" in report["command"] and report["epochs_planned"] == 2
+    # the recipe prepare recorded (k 5, difficult objects ignored), k overridden by the device call
     assert report["command"][report["command"].index("--match-top-k") + 1] == "3"
+    assert "--ignore-difficult" in report["command"] and "--oversample" not in report["command"]
+    summary = yaml.safe_load((out / "summary.yaml").read_text())  # the copy the cache came from is named
+    assert summary["labelled_copies"][str(prepared[1])]["config"]["classes"] == ["redbox"]
     assert len(report["parts"]) >= 2 and all((out / p).is_file() for p in report["parts"])
     assert all(f.stat().st_size <= 0.05 * 2**20 for f in out.glob("model.keras.part*"))
     assert "epoch 2/2" in (out / "train.log").read_text()

@@ -73,6 +73,15 @@ def test_card_names_the_imagenet_backbone_and_the_data_terms(tmp_path):
     (one / "config.yaml").write_text(yaml.safe_dump(config))
     assert ("1. from random initialisation, difficult objects ignored, `animals` read from labelled copies in "
             "`pl2/` (same images): sgd") in card([one], REPORT, "m", [])
+    # runs that record their autolabel copies (summary.yaml) are described from that record
+    summary["labelled_copies"] = {"/runs/pl3/animals": {"model": "/runs/s12_default.keras", "tiles": "2x2",
+                                                        "config": {"classes": ["person"]}}}
+    (one / "summary.yaml").write_text(yaml.safe_dump(summary))
+    assert ("difficult objects ignored, `animals` read from a labelled copy (`pl3/`, person added by "
+            "`s12_default.keras` with 2x2 tiles): sgd") in card([one], REPORT, "m", [])
+    summary["labelled_copies"] = {}  # recorded: no copies, whatever the folder names
+    (one / "summary.yaml").write_text(yaml.safe_dump(summary))
+    assert "1. from random initialisation, difficult objects ignored: sgd" in card([one], REPORT, "m", [])
 
 
 def test_stages_with_different_validation_images_are_refused(tmp_path):

@@ -62,6 +62,7 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x
              "manylinux1_x86_64")
 MODEL_PART = "model.keras.part"
 WARM_S = 30  # the device machine is given back this long after a call
+RECIPE = ("oversample", "match_top_k", "ignore_difficult")  # main.py train options prepare records for the device
 
 
 def _mib(n_bytes: float) -> float:
@@ -158,6 +159,7 @@ def training_samples(data: Sequence[str], classes: Sequence[str], val_list: str 
 
 def prepare(args: argparse.Namespace) -> int:
     from models.model_file import load_model
+    from trainer.autolabel import copy_record
     from trainer.loader import load_sample
 
     out = Path(args.out)
@@ -170,6 +172,8 @@ def prepare(args: argparse.Namespace) -> int:
     budget = (args.budget_mib * 2**20 if args.budget_mib is not None else
               (TREE_LIMIT_MIB - MARGIN_MIB) * 2**20 - travelling_bytes(carried=(str(out), args.wheels))
               - folder_bytes(Path(args.wheels)))
+    # `main.py autolabel` copies travel as their folder's name; what filled them in is recorded
+    copies = {str(d): r for d in data if (r := copy_record(d)) is not None}
     samples = training_samples(data, classes, args.val_list, args.workers)
     if not samples:
         raise SystemExit("error: no usable training images in " + ", ".join(data))
@@ -220,7 +224,8 @@ def prepare(args: argparse.Namespace) -> int:
         manifest = {
             "part": k, "parts": parts, "folders": folders, "images": len(mine), "classes": classes,
             "side": args.side, "quality": quality, "val_list": args.val_list, "model": args.model,
-            "per_folder": {f: mine.count(f) for f in folders},
+            "per_folder": {f: mine.count(f) for f in folders}, "labelled_copies": copies,
+            "recipe": {k: v for k, v in vars(args).items() if k in RECIPE and v is not None},
         }
         (part_dir(k) / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         total = folder_bytes(part_dir(k))
@@ -393,10 +398,8 @@ def device(args: argparse.Namespace) -> int:
             "--epochs", str(epochs), "--batch", str(args.batch), "--optimizer", "adam", "--lr", str(args.lr),
             "--warmup-epochs", str(args.warmup_epochs), "--val-split", "0", "--workers", str(workers),
             "--no-progress", "--checkpoint-minutes", "1000"]
-    if args.oversample:
-        cmd += ["--oversample", args.oversample]
-    if args.match_top_k:
-        cmd += ["--match-top-k", str(args.match_top_k)]
+    cmd += recipe_options({**manifest.get("recipe", {}),  # chosen at prepare; the device call may override
+                           **{k: v for k, v in vars(args).items() if k in RECIPE and v is not None}})
     report.update(command=cmd[1:], epochs_planned=epochs)
     deadline = start + args.minutes * 60
     code = run_training(cmd, out / "train.log", deadline, args.grace_s)
@@ -407,6 +410,12 @@ def device(args: argparse.Namespace) -> int:
     for name in ("log.csv", "summary.yaml"):
         if (run / name).is_file():
             shutil.copy(run / name, out / name)
+    if (out / "summary.yaml").is_file() and manifest.get("labelled_copies"):
+        import yaml  # the cache's folders are plain VOC folders: name the autolabel copies they came from
+
+        summary = yaml.safe_load((out / "summary.yaml").read_text(encoding="utf-8"))
+        summary["labelled_copies"] = manifest["labelled_copies"]
+        (out / "summary.yaml").write_text(yaml.safe_dump(summary, sort_keys=False), encoding="utf-8")
     (out / "device.json").write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
     print(f"[gpu_train] done in {report['elapsed_s']} s, exit {code}, model parts: {report.get('parts')}", flush=True)
     return 0 if model.is_file() else 1
@@ -442,6 +451,25 @@ def collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_recipe_options(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--oversample", help=f"as main.py train --oversample {default}")
+    p.add_argument("--match-top-k", type=int, help=f"as main.py train --match-top-k {default}")
+    p.add_argument("--ignore-difficult", action="store_const", const=True,
+                   help=f"as main.py train --ignore-difficult; the cache keeps each object's difficult flag {default}")
+
+
+def recipe_options(recipe: dict) -> list[str]:
+    """``main.py train`` options of a recipe ({"oversample": "person=3", "match_top_k": 16, ...})."""
+    options = []
+    if recipe.get("oversample"):
+        options += ["--oversample", recipe["oversample"]]
+    if recipe.get("match_top_k"):
+        options += ["--match-top-k", str(recipe["match_top_k"])]
+    if recipe.get("ignore_difficult"):
+        options += ["--ignore-difficult"]
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.gpu_train", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="step", required=True)
@@ -458,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split the cache for this many device calls, each under the 64 MiB (default 2: WebP "
                         "quality 75 instead of 30 for one, on the five bundled sets)")
     p.add_argument("--out", default=CACHE_DIR)
+    add_recipe_options(p, "(recorded in the cache for the device step)")
     p.add_argument("--wheels", default=WHEEL_DIR)
     p.add_argument("--no-wheels", action="store_true", help="do not download the wheels")
     p.add_argument("--workers", type=int, default=2)
@@ -470,8 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--warmup-epochs", type=float, default=1.0)
-    p.add_argument("--oversample", help="as main.py train --oversample")
-    p.add_argument("--match-top-k", type=int, default=0, help="as main.py train --match-top-k")
+    add_recipe_options(p, "(default: as prepare recorded in the cache)")
     p.add_argument("--workers", type=int, help="loader threads (default: cores - 1)")
     p.add_argument("--probe-seconds", type=float, default=20.0)
     p.add_argument("--max-rate", type=float, default=1500.0, help="images/s the GPU step is assumed to reach")

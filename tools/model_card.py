@@ -130,14 +130,28 @@ class Stage:
             start += f", each object also learning from its {s['match_top_k']} best default boxes at IoU >= 0.3"
         if s.get("ignore_difficult"):
             start += ", difficult objects ignored"
-        copies = [Path(d) for d in s.get("data", []) if Path(d).parent.name != "datasets"]
-        if copies:  # e.g. `main.py autolabel` copies with a class filled in
-            start += (f", {', '.join(f'`{d.name}`' for d in copies)} read from labelled copies in "
-                      f"`{copies[0].parent.name}/` (same images)")
+        start += self.copies_note()
         return (f"{start}: {s['optimizer']} at peak learning rate {s['lr']}, {s['warmup_epochs']:g} warm-up "
                 f"epoch(s) then {s['schedule']} decay over {s['epochs']} epochs; {self.summary['epochs_done']} "
                 f"epochs run ({self.minutes:.0f} minutes), best validation mAP {_pct(self.summary['best_val_map'])} "
                 f"at epoch {self.summary['best_epoch']}")
+
+    def copies_note(self) -> str:
+        """Which data folders were `main.py autolabel` copies (a class filled in by a model).
+        Runs since the tenth session record it (summary.yaml's ``labelled_copies``); for older
+        records a folder outside a ``datasets/`` folder is taken for one."""
+        recorded = self.summary.get("labelled_copies")
+        if recorded is None:
+            copies = [Path(d) for d in self.settings.get("data", []) if Path(d).parent.name != "datasets"]
+            return (f", {', '.join(f'`{d.name}`' for d in copies)} read from labelled copies in "
+                    f"`{copies[0].parent.name}/` (same images)") if copies else ""
+        notes = []
+        for folder, record in recorded.items():
+            classes = ", ".join((record.get("config") or {}).get("classes", [])) or "classes"
+            notes.append(f"`{Path(folder).name}` read from a labelled copy (`{Path(folder).parent.name}/`, "
+                         f"{classes} added by `{Path(record.get('model', '?')).name}`"
+                         + (f" with {record['tiles']} tiles" if record.get("tiles") else "") + ")")
+        return "".join(f", {n}" for n in notes)
 
 
 SPLIT_LIST = "val_images.txt"

@@ -281,6 +281,28 @@ def autolabel(
     return summary
 
 
+def copy_record(folder: str | Path) -> dict | None:
+    """What :func:`autolabel` recorded of ``folder`` if it wrote it (source, model, engine,
+    tiles, classes, thresholds and counts), else None (an ordinary labelled folder). Training
+    records it, so a model's card can say which labels were a model's.
+
+    Raises :class:`DataError` if the labelling stopped half way (``"status": "running"``: some
+    annotation files would still lack the new boxes) or the record cannot be read."""
+    path = Path(folder) / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(path, f"cannot be read ({exc}); run `main.py autolabel` into this folder again") from exc
+    if not isinstance(record, dict) or record.get("status") != "finished":
+        status = record.get("status") if isinstance(record, dict) else None
+        raise DataError(folder, f"is an autolabel copy whose labelling did not finish (status {status!r}, expected "
+                                "'finished'); run the same `main.py autolabel` command again before training on it")
+    keep = ("source", "model", "engine", "tiles", "config", "added", "to_review")
+    return {k: record[k] for k in keep if k in record}
+
+
 def format_summary(summary: AutolabelSummary, cfg: AutolabelConfig) -> str:
     lines = [f"{summary.images} images labelled ({summary.new_annotation_files} new annotation files)",
              f"{'class':12s} {'added':>7s} {'to review':>10s} {'already labelled':>17s} {'on another class':>17s}"]

@@ -162,10 +162,13 @@ class Trainer:
     # data ---------------------------------------------------------------------------------
 
     def read_data(self, recorded: dict | None) -> None:
+        from .autolabel import copy_record
         from .classes import classes_from_data
         from .scan import scan_folders
 
         cfg = self.config
+        # before scanning: a half-finished autolabel copy would train on half its new labels
+        self.labelled_copies = {d: r for d in cfg.data if (r := copy_record(d)) is not None}
         known = cfg.classes if cfg.classes else (recorded["resolved"]["classes"] if recorded else None)
         self.log(f"reading {len(cfg.data)} data folder(s) ...")
         scans = scan_folders(cfg.data, known, workers=cfg.workers, progress=cfg.progress_bar)
@@ -295,6 +298,7 @@ class Trainer:
             "classes": list(self.classes),
             "images": {"train": len(self.train_samples), "val": len(self.val_samples)},
             "data": list(self.config.data),
+            "labelled_copies": self.labelled_copies,
             "epochs": self.config.epochs,
             "epochs_done": len(self.history),
             "time_s": round(self.elapsed(), 1),
