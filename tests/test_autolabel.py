@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -16,6 +17,7 @@ from models import Detections
 from trainer.autolabel import AutolabelConfig, Picture, autolabel, copy_record, new_objects
 from trainer.config import TrainConfig
 from trainer.errors import DataError
+from trainer.loader import source_masks
 from trainer.loop import train
 from trainer.scan import scan_folders
 from trainer.split import split_samples
@@ -118,6 +120,21 @@ def test_training_records_a_labelled_copy_and_refuses_an_unfinished_one(tmp_path
     assert list(summary["labelled_copies"]) == [str(out)]  # the copy, not the ordinary folder
     assert summary["labelled_copies"][str(out)]["config"]["classes"] == ["person"]
 
+    # --copies-positive-only needs the record of the source's classes (older copies lack it)
+    with pytest.raises(DataError, match="older `main.py autolabel`"):
+        train(dataclasses.replace(run("po0"), copies_positive_only=True), log=lambda _: None)
+    with pytest.raises(DataError, match="none of the --data folders is an `autolabel` copy"):
+        train(dataclasses.replace(run("po1"), data=(str(source),), copies_positive_only=True), log=lambda _: None)
+    record = json.loads((out / "autolabel.json").read_text())
+    (out / "autolabel.json").write_text(json.dumps({**record, "source_classes": ["bluedisc", "redbox"]}))
+    lines: list[str] = []
+    train(dataclasses.replace(run("po2"), copies_positive_only=True), log=lines.append)
+    assert any("person of" in line and "learned only where boxed" in line for line in lines), lines
+    # its mask: the copy labels redbox and bluedisc; its persons teach person only where boxed
+    copy_scan, source_scan = scan_folders([out, source])
+    masks = source_masks(copy_scan.samples + source_scan.samples, CLASSES, True, {copy_scan.root: {"person"}})
+    assert list(masks[copy_scan.root]) == [1, 1, 1, 0] and list(masks[source_scan.root]) == [1, 1, 1, 0]
+
     # a labelling stopped half way (some files still without the new boxes) is not trained on
     record = json.loads((out / "autolabel.json").read_text())
     (out / "autolabel.json").write_text(json.dumps({**record, "status": "running"}))
@@ -178,6 +195,7 @@ def test_cli_labels_the_classes_the_folder_lacks(tmp_path, dog_model, capfd):
     assert "dog, cat" in captured.out  # the default: every class the folder does not label
     report = json.loads((out / "autolabel.json").read_text())
     assert report["status"] == "finished" and report["added"].get("dog", 0) >= 4
+    assert report["source_classes"] == ["bluedisc", "redbox"]  # what --copies-positive-only leaves to the copy
     samples = scan_folders([out])[0].samples
     assert all("dog" in s.names for s in samples)
     # a class the model does not know is refused with the list it does know

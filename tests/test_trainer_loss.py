@@ -12,7 +12,7 @@ import pytest
 from trainer_helpers import tiny_spec
 
 from models import centers_to_corners, decode, default_boxes, pairwise_iou
-from trainer.loss import LossConfig, ssd_loss
+from trainer.loss import LossConfig, masked_log_softmax, ssd_loss
 from trainer.targets import TargetEncoder, match
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,6 +176,31 @@ def test_class_mask_removes_unlabelled_classes_from_the_softmax():
     # equal to the loss of a model that has only background and class 1
     two = _np(ssd_loss(args[0], logits[..., :2], args[1], args[2], None)[0])
     assert two == pytest.approx(base, rel=1e-6)
+
+
+def test_a_positive_of_a_masked_class_learns_it_and_background_boxes_never_see_it():
+    """--copies-positive-only: class 2 is masked for the image (its source boxes it only where a
+    model was sure), yet the box labelled 2 learns it; the other boxes' softmax leaves it out."""
+    rng = np.random.default_rng(5)
+    n, c = 30, 4
+    logits = rng.normal(size=(1, n, c)).astype(np.float32)
+    cls_t = np.zeros((1, n), np.int32)
+    cls_t[0, 3], cls_t[0, 7] = 1, 2
+    zeros = np.zeros((1, n, 4), np.float32)
+    mask = np.array([[1, 1, 0, 1]], np.float32)  # class 2 positive-only here
+    base = _np(ssd_loss(zeros, logits, zeros, cls_t, mask)[0])
+    assert np.isfinite(base) and base < 100  # the masked class's positive is not -log(0)
+    louder = logits.copy()
+    louder[0, :, 2] += 50.0  # class 2 screams on every box but its own: background boxes do not care
+    louder[0, 7, 2] = logits[0, 7, 2]
+    assert _np(ssd_loss(zeros, louder, zeros, cls_t, mask)[0]) == pytest.approx(base, rel=1e-6)
+    # the positive's cross-entropy is over background, its source's classes and its own class
+    log_probs = np.asarray(masked_log_softmax(logits, mask, cls_t))
+    expected = logits[0, 7] - np.log(np.sum(np.exp(logits[0, 7])))  # all four kept for box 7
+    np.testing.assert_allclose(log_probs[0, 7], expected, rtol=1e-5)
+    kept = logits[0, 0, [0, 1, 3]]
+    np.testing.assert_allclose(log_probs[0, 0, [0, 1, 3]], kept - np.log(np.sum(np.exp(kept))), rtol=1e-5)
+    assert log_probs[0, 0, 2] < -1e8
 
 
 def test_gradient_of_masked_logits_is_zero():

@@ -299,8 +299,18 @@ def copy_record(folder: str | Path) -> dict | None:
         status = record.get("status") if isinstance(record, dict) else None
         raise DataError(folder, f"is an autolabel copy whose labelling did not finish (status {status!r}, expected "
                                 "'finished'); run the same `main.py autolabel` command again before training on it")
-    keep = ("source", "model", "engine", "tiles", "config", "added", "to_review")
+    keep = ("source", "model", "engine", "tiles", "source_classes", "config", "added", "to_review")
     return {k: record[k] for k in keep if k in record}
+
+
+def added_classes(folder: str | Path, record: dict) -> set[str]:
+    """The classes a copy's model filled in that its source did not label (``train
+    --copies-positive-only`` learns them only where they are boxed). Raises DataError for a
+    copy made before autolabel recorded its source's classes."""
+    if "source_classes" not in record:
+        raise DataError(folder, "was made by an older `main.py autolabel` that did not record which classes its "
+                                "source labels; run the same autolabel command again")
+    return set((record.get("config") or {}).get("classes", ())) - set(record["source_classes"])
 
 
 def format_summary(summary: AutolabelSummary, cfg: AutolabelConfig) -> str:

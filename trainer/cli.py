@@ -184,6 +184,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ignore-difficult", action="store_const", const=True,
                    help="objects marked difficult (labelImg's check box; autolabel's uncertain pre-labels) are "
                         "neither learned nor taught as background; default: learned like the others")
+    g.add_argument("--copies-positive-only", action="store_const", const=True,
+                   help="in `autolabel` copies, the classes the model filled in are learned only where boxed: "
+                        "the copy's images never teach them as background (a model's boxes miss objects, which "
+                        "would otherwise be taught as background); default: the copy labels them like any folder")
     g.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                    help="mixed precision (float16 on GPUs; bfloat16 on recent CPUs/TPUs); default float32")
     g.add_argument("--no-augment", dest="augment", action="store_const", const=False,
@@ -205,7 +209,8 @@ TRAIN_OPTIONS = (
     "imagenet",
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
     "freeze_through",
-    "class_mask", "oversample", "match_top_k", "ignore_difficult", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
+    "class_mask", "oversample", "match_top_k", "ignore_difficult",
+    "copies_positive_only", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
     "checkpoint_minutes", "progress_bar",
 )
 
@@ -488,7 +493,7 @@ def _autolabel(args: argparse.Namespace) -> int:
         return detect_pictures(predictor, items, load_picture, args.batch, args.workers, progress)[0]
 
     settings = {"source": str(Path(args.folder).resolve()), "model": str(Path(args.model).resolve()),
-                "engine": predictor.engine, "tiles": str(tiles) if tiles else None}
+                "engine": predictor.engine, "tiles": str(tiles) if tiles else None, "source_classes": sorted(labelled)}
     summary = autolabel(pictures, detect, cfg, Path(scan.root), Path(args.out), scan.layout, settings)
     print(format_summary(summary, cfg))
     if Path(args.out).name != Path(args.folder).resolve().name:

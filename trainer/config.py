@@ -51,6 +51,7 @@ class TrainConfig:
     oversample: str | None = None  # "CLASS=FACTOR,..." (trainer.sampling)
     match_top_k: int = 0  # also each object's K best default boxes (trainer.targets); 0: the paper's rule
     ignore_difficult: bool = False  # VOC difficult objects: neither positives nor background (trainer.targets)
+    copies_positive_only: bool = False  # classes an autolabel copy added: never background there (trainer.loss)
     precision: str = "float32"
     seed: int = 0
     augment: bool = True

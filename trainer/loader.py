@@ -74,14 +74,20 @@ class Batch:
         return self.box_targets, self.class_targets, self.class_mask
 
 
-def source_masks(samples: Sequence[Sample], class_names: Sequence[str], enabled: bool) -> dict[str, np.ndarray]:
+def source_masks(samples: Sequence[Sample], class_names: Sequence[str], enabled: bool,
+                 positive_only: dict[str, set[str]] | None = None) -> dict[str, np.ndarray]:
     """Per source folder, the classes it labels as a float32 (C+1,) mask (background first).
 
-    A folder labels the classes that occur in it. Disabled: every class everywhere.
+    A folder labels the classes that occur in it, except those ``positive_only`` names for it
+    ({source: classes}: boxed objects are learned, since the loss keeps a positive's own class,
+    but nowhere else is the class taught, as for unlabelled classes). Disabled: every class
+    everywhere.
     """
     found: dict[str, set[str]] = {}
     for s in samples:
         found.setdefault(s.source, set()).update(s.names)
+    for source, names in (positive_only or {}).items():
+        found[source] = found.get(source, set()) - names
     masks = {}
     for source, names in found.items():
         row = [1.0] + [1.0 if (not enabled or n in names) else 0.0 for n in class_names]

@@ -162,7 +162,7 @@ class Trainer:
     # data ---------------------------------------------------------------------------------
 
     def read_data(self, recorded: dict | None) -> None:
-        from .autolabel import copy_record
+        from .autolabel import added_classes, copy_record
         from .classes import classes_from_data
         from .scan import scan_folders
 
@@ -179,7 +179,17 @@ class Trainer:
         self.samples = [x for s in scans for x in s.samples]
         if not self.samples:
             raise DataError(", ".join(cfg.data), "no usable labelled images (see data_report.json for why)")
-        self.folder_classes = [s.class_names for s in scans]
+        # --copies-positive-only: per folder, the classes it teaches only where boxed (not part of its mask)
+        self.positive_only: dict[str, set[str]] = {}
+        if cfg.copies_positive_only:
+            if cfg.class_mask == "off":
+                raise DataError("--copies-positive-only", "works through the class masks; leave out --class-mask off")
+            if not self.labelled_copies:
+                raise DataError("--copies-positive-only", "none of the --data folders is an `autolabel` copy (no "
+                                                          "autolabel.json); leave the option out or train on the copies")
+            self.positive_only = {s.root: added_classes(d, self.labelled_copies[d])
+                                  for d, s in zip(cfg.data, scans) if d in self.labelled_copies}
+        self.folder_classes = [set(s.class_names) - self.positive_only.get(s.root, set()) for s in scans]
 
     def write_data_report(self, spec) -> None:
         import json
@@ -444,7 +454,10 @@ class Trainer:
         batch_size = min(cfg.batch_size, len(self.train_samples))
         if batch_size < cfg.batch_size:
             self.log(f"note: only {len(self.train_samples)} training images, so batches of {batch_size}")
-        self.masks = source_masks(self.samples, self.classes, self.use_mask)
+        self.masks = source_masks(self.samples, self.classes, self.use_mask, self.positive_only)
+        for root, names in self.positive_only.items():
+            self.log(f"--copies-positive-only: {', '.join(sorted(names)) or 'no class'} of {root} learned only where "
+                     "boxed (never background there)")
         if cfg.ignore_difficult:
             known = set(self.classes)
             n = sum(int(d) for s in self.train_samples for name, d in zip(s.names, s.difficult) if name in known)
@@ -515,7 +528,8 @@ class Trainer:
         repeat_factors([], self.oversample, self.classes)
         self.write_data_report(spec)
         self.split(resuming)
-        self.use_mask = _class_mask_enabled(cfg.class_mask, self.folder_classes)
+        # a folder's positive-only classes need the masks (they are what keeps them out of its background)
+        self.use_mask = _class_mask_enabled(cfg.class_mask, self.folder_classes) or any(self.positive_only.values())
         if not resuming:
             write_yaml(files.config, {
                 "settings": identity(cfg),

@@ -14,7 +14,9 @@ Partial labels. A data source may label only some classes (hard-hat photos label
 head, never the dogs in them). ``class_mask`` (B, C+1) says which classes each image's source
 labels; the logits of the other classes are removed from that image's softmax, so an
 unlabelled dog on a hard-hat photo is neither pushed towards background nor mined as a hard
-negative for "dog". Background (column 0) is always kept.
+negative for "dog". Background (column 0) is always kept, and so is each box's own target
+class: a source may box a class only in part (``train --copies-positive-only``: the persons a
+model found in an ``autolabel`` copy), so its boxed objects teach it and nothing else there does.
 """
 
 from __future__ import annotations
@@ -48,15 +50,21 @@ def smooth_l1(x):
     return ops.where(ax < 1.0, 0.5 * ax * ax, ax - 0.5)
 
 
-def masked_log_softmax(logits, class_mask=None):
-    """log-softmax over the classes each image's source labels.
+def masked_log_softmax(logits, class_mask=None, labels=None):
+    """log-softmax over the classes each image's source labels, and each box's own class.
 
-    logits: (B, N, C+1) float; class_mask: None or (B, C+1), nonzero for the classes kept.
+    logits: (B, N, C+1) float; class_mask: None or (B, C+1), nonzero for the classes kept;
+    labels: None or (B, N) int in 0..C, each box's target. A box's target class is always
+    kept: a class a source boxes only where a model was sure (``train --copies-positive-only``)
+    is masked for that source, so its background boxes never learn it, while its boxed
+    objects still do. For ordinary sources the target class is in the mask anyway.
     Returns (B, N, C+1) float32; masked classes get a very negative log-probability.
     """
     logits = ops.cast(logits, "float32")
     if class_mask is not None:
         keep = ops.cast(class_mask, "bool")[:, None, :]
+        if labels is not None:
+            keep = ops.logical_or(keep, ops.one_hot(labels, ops.shape(logits)[-1]) > 0)
         logits = ops.where(keep, logits, _MASKED_LOGIT)
     return ops.log_softmax(logits, axis=-1)
 
@@ -111,7 +119,7 @@ def ssd_loss(
     targets = ops.cast(box_targets, "float32")
     loc = ops.sum(ops.sum(smooth_l1(deltas - targets), axis=-1) * pos_f)
 
-    log_probs = masked_log_softmax(class_logits, class_mask)
+    log_probs = masked_log_softmax(class_logits, class_mask, labels)
     num_classes = ops.shape(log_probs)[-1]
     cross_entropy = -ops.sum(ops.one_hot(labels, num_classes) * log_probs, axis=-1)  # (B, N)
 
