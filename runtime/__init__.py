@@ -12,7 +12,8 @@ the code users run, and a fix lands everywhere at once.
 - :mod:`runtime.batch`: many pictures through a predictor with decoding on a thread pool
   (evaluation, validation, accuracy benchmarks).
 - :mod:`runtime.images`: any decoded picture to BGR uint8; :mod:`runtime.stats`: the one
-  percentile definition; :mod:`runtime.quiet`: silencing native log noise.
+  percentile definition; :mod:`runtime.quiet`: silencing native log noise;
+  :mod:`runtime.voc_writer`: detections as labelImg's VOC files (snapshots, ``autolabel``).
 
 Imports flow ``detector_app -> runtime -> models`` and ``trainer -> runtime -> models``.
 Heavy modules (TensorFlow, OpenCV) load only when used, so ``import runtime`` is cheap.

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,6 +39,8 @@ import numpy as np
 
 from models import Detections
 from models.box_coder import pairwise_iou
+from runtime.voc_writer import annotation_text as voc_text
+from runtime.voc_writer import append_object, blank_annotation
 
 from .atomic import write_text_atomic
 from .errors import DataError
@@ -142,47 +143,15 @@ def new_objects(picture: Picture, detections: Detections,
     return added, known, mistaken
 
 
-def _sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
-    node = ET.SubElement(parent, tag)
-    node.text = text
-    return node
-
-
-def _blank_annotation(image: Path, image_hw: tuple[int, int]) -> ET.Element:
-    """A VOC annotation with no objects, as labelImg starts one."""
-    root = ET.Element("annotation")
-    _sub(root, "folder", image.parent.name)
-    _sub(root, "filename", image.name)
-    size = ET.SubElement(root, "size")
-    for tag, value in (("width", image_hw[1]), ("height", image_hw[0]), ("depth", 3)):
-        _sub(size, tag, str(value))
-    _sub(root, "segmented", "0")
-    return root
-
-
 def annotation_text(existing: bytes | None, image: Path, image_hw: tuple[int, int], objects: Sequence[NewObject]) -> str:
     """The annotation file's new text: ``existing`` (the file's bytes; None for an unlabelled
     image) with ``objects`` appended as ``<object>`` elements. Boxes are written as VOC counts
     them (whole pixels, 1-based) inside the image; the score goes in an extra tag that
     labelImg and this project's reader ignore."""
-    if existing is None:
-        root = _blank_annotation(image, image_hw)
-    else:
-        root = SafeET.fromstring(existing)
-    height, width = image_hw
+    root = blank_annotation(image.name, image.parent.name, image_hw) if existing is None else SafeET.fromstring(existing)
     for obj in objects:
-        x1, y1, x2, y2 = obj.box
-        node = ET.SubElement(root, "object")
-        _sub(node, "name", obj.name)
-        _sub(node, "pose", "Unspecified")
-        _sub(node, "truncated", "0")
-        _sub(node, "difficult", "1" if obj.difficult else "0")
-        _sub(node, "autolabel_score", f"{obj.score:.3f}")
-        bndbox = ET.SubElement(node, "bndbox")
-        for tag, value, hi in (("xmin", x1, width), ("ymin", y1, height), ("xmax", x2, width), ("ymax", y2, height)):
-            _sub(bndbox, tag, str(int(min(hi, max(1, round(value) + 1)))))  # as the app's snapshots write them
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode") + "\n"
+        append_object(root, obj.name, obj.box, image_hw, obj.difficult, {"autolabel_score": f"{obj.score:.3f}"})
+    return voc_text(root)
 
 
 def _inside(path: Path, root: Path) -> Path:

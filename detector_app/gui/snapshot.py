@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 
 from models import Detections
+from runtime.voc_writer import annotation_text, append_object, blank_annotation
 
 from ..pipeline import FrameResult
 from ..writers import AtomicFile, OutputError
@@ -46,35 +46,10 @@ def voc_annotation(detections: Detections | None, filename: str, folder: str,
     counts them, and clipped to the image; detections become ordinary (non-difficult)
     objects.
     """
-    height, width = image_size
-    root = ET.Element("annotation")
-    _sub(root, "folder", folder)
-    _sub(root, "filename", filename)
-    source = ET.SubElement(root, "source")
-    _sub(source, "database", "detector-app snapshot")
-    size = ET.SubElement(root, "size")
-    for tag, value in (("width", width), ("height", height), ("depth", 3)):
-        _sub(size, tag, str(value))
-    _sub(root, "segmented", "0")
+    root = blank_annotation(filename, folder, image_size, database="detector-app snapshot")
     for record in (detections.to_records() if detections is not None else []):
-        x1, y1, x2, y2 = record["box"]
-        obj = ET.SubElement(root, "object")
-        _sub(obj, "name", record["class"])
-        _sub(obj, "pose", "Unspecified")
-        _sub(obj, "truncated", "0")
-        _sub(obj, "difficult", "0")
-        box = ET.SubElement(obj, "bndbox")
-        corners = (("xmin", x1, width), ("ymin", y1, height), ("xmax", x2, width), ("ymax", y2, height))
-        for tag, value, limit in corners:
-            _sub(box, tag, str(int(min(limit, max(1, round(value) + 1)))))
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode") + "\n"
-
-
-def _sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
-    node = ET.SubElement(parent, tag)
-    node.text = text
-    return node
+        append_object(root, record["class"], record["box"], image_size)
+    return annotation_text(root)
 
 
 def snapshot_stem(result: FrameResult) -> str:
