@@ -79,6 +79,10 @@ def test_card_names_the_imagenet_backbone_and_the_data_terms(tmp_path):
     (one / "summary.yaml").write_text(yaml.safe_dump(summary))
     assert ("difficult objects ignored, `animals` read from a labelled copy (`pl3/`, person added by "
             "`s12_default.keras` with 2x2 tiles): sgd") in card([one], REPORT, "m", [])
+    config["settings"]["copies_positive_only"] = True
+    (one / "config.yaml").write_text(yaml.safe_dump(config))
+    assert ("with 2x2 tiles) (their added classes learned only where boxed, never as background there): sgd"
+            in card([one], REPORT, "m", []))
     summary["labelled_copies"] = {}  # recorded: no copies, whatever the folder names
     (one / "summary.yaml").write_text(yaml.safe_dump(summary))
     assert "1. from random initialisation, difficult objects ignored: sgd" in card([one], REPORT, "m", [])

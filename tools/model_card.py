@@ -130,7 +130,10 @@ class Stage:
             start += f", each object also learning from its {s['match_top_k']} best default boxes at IoU >= 0.3"
         if s.get("ignore_difficult"):
             start += ", difficult objects ignored"
-        start += self.copies_note()
+        copies = self.copies_note()
+        if copies and s.get("copies_positive_only"):
+            copies += " (their added classes learned only where boxed, never as background there)"
+        start += copies
         return (f"{start}: {s['optimizer']} at peak learning rate {s['lr']}, {s['warmup_epochs']:g} warm-up "
                 f"epoch(s) then {s['schedule']} decay over {s['epochs']} epochs; {self.summary['epochs_done']} "
                 f"epochs run ({self.minutes:.0f} minutes), best validation mAP {_pct(self.summary['best_val_map'])} "
