@@ -74,10 +74,10 @@ def test_card_names_the_imagenet_backbone_and_the_data_terms(tmp_path):
     assert ("1. from random initialisation, difficult objects ignored, `animals` read from labelled copies in "
             "`pl2/` (same images): sgd") in card([one], REPORT, "m", [])
     # runs that record their autolabel copies (summary.yaml) are described from that record
-    summary["labelled_copies"] = {"/runs/pl3/animals": {"model": "/runs/s12_default.keras", "tiles": "2x2",
-                                                        "config": {"classes": ["person"]}}}
+    made = {"model": "/runs/s12_default.keras", "tiles": "2x2", "config": {"classes": ["person"]}}
+    summary["labelled_copies"] = {"/runs/pl3/hardhat": made, "/runs/pl3/animals": made}
     (one / "summary.yaml").write_text(yaml.safe_dump(summary))
-    assert ("difficult objects ignored, `animals` read from a labelled copy (`pl3/`, person added by "
+    assert ("difficult objects ignored, `animals`, `hardhat` read from labelled copies (`pl3/`, person added by "
             "`s12_default.keras` with 2x2 tiles): sgd") in card([one], REPORT, "m", [])
     config["settings"]["copies_positive_only"] = True
     (one / "config.yaml").write_text(yaml.safe_dump(config))
