@@ -225,7 +225,7 @@ def prepare(args: argparse.Namespace) -> int:
             "part": k, "parts": parts, "folders": folders, "images": len(mine), "classes": classes,
             "side": args.side, "quality": quality, "val_list": args.val_list, "model": args.model,
             "per_folder": {f: mine.count(f) for f in folders}, "labelled_copies": copies,
-            "recipe": {k: v for k, v in vars(args).items() if k in RECIPE and v is not None},
+            "recipe": given_recipe(args),
         }
         (part_dir(k) / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         total = folder_bytes(part_dir(k))
@@ -398,8 +398,7 @@ def device(args: argparse.Namespace) -> int:
             "--epochs", str(epochs), "--batch", str(args.batch), "--optimizer", "adam", "--lr", str(args.lr),
             "--warmup-epochs", str(args.warmup_epochs), "--val-split", "0", "--workers", str(workers),
             "--no-progress", "--checkpoint-minutes", "1000"]
-    cmd += recipe_options({**manifest.get("recipe", {}),  # chosen at prepare; the device call may override
-                           **{k: v for k, v in vars(args).items() if k in RECIPE and v is not None}})
+    cmd += recipe_options({**manifest.get("recipe", {}), **given_recipe(args)})  # the device call may override
     report.update(command=cmd[1:], epochs_planned=epochs)
     deadline = start + args.minutes * 60
     code = run_training(cmd, out / "train.log", deadline, args.grace_s)
@@ -456,6 +455,11 @@ def add_recipe_options(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--match-top-k", type=int, help=f"as main.py train --match-top-k {default}")
     p.add_argument("--ignore-difficult", action="store_const", const=True,
                    help=f"as main.py train --ignore-difficult; the cache keeps each object's difficult flag {default}")
+
+
+def given_recipe(args: argparse.Namespace) -> dict:
+    """The recipe options given on this command line (those left out are None)."""
+    return {k: v for k, v in vars(args).items() if k in RECIPE and v is not None}
 
 
 def recipe_options(recipe: dict) -> list[str]:
