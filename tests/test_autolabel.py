@@ -130,6 +130,16 @@ def test_training_records_a_labelled_copy_and_refuses_an_unfinished_one(tmp_path
     lines: list[str] = []
     train(dataclasses.replace(run("po2"), copies_positive_only=True), log=lines.append)
     assert any("person of" in line and "learned only where boxed" in line for line in lines), lines
+    # --positive-only-copy names copies one by one; an ordinary folder has nothing positive-only
+    with pytest.raises(DataError, match="is not an `autolabel` copy"):
+        train(dataclasses.replace(run("po3"), positive_only_copies=(str(source),)), log=lambda _: None)
+    with pytest.raises(DataError, match="not one of the --data folders"):
+        dataclasses.replace(run("po4"), positive_only_copies=(str(tmp_path / "elsewhere"),)).validate()
+    with pytest.raises(DataError, match="give one of the two"):
+        dataclasses.replace(run("po5"), copies_positive_only=True, positive_only_copies=(str(out),)).validate()
+    lines = []
+    train(dataclasses.replace(run("po6"), positive_only_copies=(str(out),)), log=lines.append)
+    assert any("person of" in line and "learned only where boxed" in line for line in lines), lines
     # its mask: the copy labels redbox and bluedisc; its persons teach person only where boxed
     copy_scan, source_scan = scan_folders([out, source])
     masks = source_masks(copy_scan.samples + source_scan.samples, CLASSES, True, {copy_scan.root: {"person"}})

@@ -83,6 +83,12 @@ def test_card_names_the_imagenet_backbone_and_the_data_terms(tmp_path):
     (one / "config.yaml").write_text(yaml.safe_dump(config))
     assert ("with 2x2 tiles) (their added classes learned only where boxed, never as background there): sgd"
             in card([one], REPORT, "m", []))
+    # --positive-only-copy: only the named copy's added classes are never background
+    config["settings"].update(copies_positive_only=False, positive_only_copies=["/runs/pl3/hardhat"])
+    (one / "config.yaml").write_text(yaml.safe_dump(config))
+    assert ("`animals` read from labelled copy (`pl3/`, person added by `s12_default.keras` with 2x2 tiles), "
+            "`hardhat` read from labelled copy (`pl3/`, person added by `s12_default.keras` with 2x2 tiles, "
+            "learned only where boxed): sgd") in card([one], REPORT, "m", [])
     summary["labelled_copies"] = {}  # recorded: no copies, whatever the folder names
     (one / "summary.yaml").write_text(yaml.safe_dump(summary))
     assert "1. from random initialisation, difficult objects ignored: sgd" in card([one], REPORT, "m", [])

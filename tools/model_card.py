@@ -148,11 +148,13 @@ class Stage:
             copies = [Path(d) for d in self.settings.get("data", []) if Path(d).parent.name != "datasets"]
             return (f", {', '.join(f'`{d.name}`' for d in copies)} read from labelled copies in "
                     f"`{copies[0].parent.name}/` (same images)") if copies else ""
+        positive_only = set(self.settings.get("positive_only_copies") or ())  # --positive-only-copy
         groups: dict[str, list[str]] = {}  # copies made alike (same place, classes, model, tiles) share one note
         for folder, record in recorded.items():
             classes = ", ".join((record.get("config") or {}).get("classes", [])) or "classes"
             how = (f"`{Path(folder).parent.name}/`, {classes} added by `{Path(record.get('model', '?')).name}`"
-                   + (f" with {record['tiles']} tiles" if record.get("tiles") else ""))
+                   + (f" with {record['tiles']} tiles" if record.get("tiles") else "")
+                   + (", learned only where boxed" if folder in positive_only else ""))
             groups.setdefault(how, []).append(f"`{Path(folder).name}`")
         return "".join(f", {', '.join(names)} read from labelled cop{'ies' if len(names) > 1 else 'y'} ({how})"
                        for how, names in groups.items())

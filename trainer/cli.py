@@ -188,6 +188,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                    help="in `autolabel` copies, the classes the model filled in are learned only where boxed: "
                         "the copy's images never teach them as background (a model's boxes miss objects, which "
                         "would otherwise be taught as background); default: the copy labels them like any folder")
+    g.add_argument("--positive-only-copy", dest="positive_only_copies", action="append", metavar="DIR",
+                   help="as --copies-positive-only, for this copy only (one of the --data folders; repeat for "
+                        "several): e.g. a copy whose model misses many of the objects it filled in, beside "
+                        "copies whose unboxed areas may still teach background")
     g.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                    help="mixed precision (float16 on GPUs; bfloat16 on recent CPUs/TPUs); default float32")
     g.add_argument("--no-augment", dest="augment", action="store_const", const=False,
@@ -210,7 +214,7 @@ TRAIN_OPTIONS = (
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
     "freeze_through",
     "class_mask", "oversample", "match_top_k", "ignore_difficult",
-    "copies_positive_only", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
+    "copies_positive_only", "positive_only_copies", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
     "checkpoint_minutes", "progress_bar",
 )
 

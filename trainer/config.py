@@ -52,6 +52,7 @@ class TrainConfig:
     match_top_k: int = 0  # also each object's K best default boxes (trainer.targets); 0: the paper's rule
     ignore_difficult: bool = False  # VOC difficult objects: neither positives nor background (trainer.targets)
     copies_positive_only: bool = False  # classes an autolabel copy added: never background there (trainer.loss)
+    positive_only_copies: tuple[str, ...] = ()  # the same for these copies only (a subset of data)
     precision: str = "float32"
     seed: int = 0
     augment: bool = True
@@ -90,6 +91,14 @@ class TrainConfig:
             raise DataError("train", "invalid settings: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
         if not self.data:
             raise DataError("train", "no data folder given (--data DIR)")
+        if self.positive_only_copies:
+            if self.copies_positive_only:
+                raise DataError("--positive-only-copy", "--copies-positive-only already covers every copy; give one "
+                                                        "of the two")
+            stray = [d for d in self.positive_only_copies if d not in self.data]
+            if stray:
+                raise DataError("--positive-only-copy", f"{', '.join(stray)} is not one of the --data folders; name "
+                                                        "a copy the run trains on")
         if self.imagenet and (self.from_model or self.spec_file or self.layout != "lite0"):
             raise DataError("--imagenet", "starts a new EfficientNet-Lite0 detector (layout lite0) from ImageNet "
                                           f"weights; it does not combine with --from, --spec or --layout {self.layout}")
@@ -115,8 +124,9 @@ def _absolute(path: str | None) -> str | None:
 def normalise(values: dict[str, Any]) -> dict[str, Any]:
     """Paths made absolute and lists made tuples, so settings compare reliably."""
     out = dict(values)
-    if out.get("data") is not None:
-        out["data"] = tuple(_absolute(p) for p in out["data"])
+    for key in ("data", "positive_only_copies"):
+        if out.get(key) is not None:
+            out[key] = tuple(_absolute(p) for p in out[key])
     for key in ("from_model", "spec_file", "progress_jsonl"):
         if out.get(key) is not None:
             out[key] = _absolute(out[key])

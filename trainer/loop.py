@@ -181,14 +181,20 @@ class Trainer:
             raise DataError(", ".join(cfg.data), "no usable labelled images (see data_report.json for why)")
         # --copies-positive-only: per folder, the classes it teaches only where boxed (not part of its mask)
         self.positive_only: dict[str, set[str]] = {}
-        if cfg.copies_positive_only:
+        if cfg.copies_positive_only or cfg.positive_only_copies:
+            option = "--copies-positive-only" if cfg.copies_positive_only else "--positive-only-copy"
             if cfg.class_mask == "off":
-                raise DataError("--copies-positive-only", "works through the class masks; leave out --class-mask off")
+                raise DataError(option, "works through the class masks; leave out --class-mask off")
             if not self.labelled_copies:
-                raise DataError("--copies-positive-only", "none of the --data folders is an `autolabel` copy (no "
-                                                          "autolabel.json); leave the option out or train on the copies")
+                raise DataError(option, "none of the --data folders is an `autolabel` copy (no "
+                                        "autolabel.json); leave the option out or train on the copies")
+            chosen = cfg.positive_only_copies or tuple(self.labelled_copies)
+            plain = [d for d in chosen if d not in self.labelled_copies]
+            if plain:
+                raise DataError(option, f"{', '.join(plain)} is not an `autolabel` copy (no autolabel.json): "
+                                        "its labels are all a person's, so nothing in it is positive-only")
             self.positive_only = {s.root: added_classes(d, self.labelled_copies[d])
-                                  for d, s in zip(cfg.data, scans) if d in self.labelled_copies}
+                                  for d, s in zip(cfg.data, scans) if d in chosen}
         self.folder_classes = [set(s.class_names) - self.positive_only.get(s.root, set()) for s in scans]
 
     def write_data_report(self, spec) -> None:
