@@ -265,3 +265,16 @@ def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(data, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "resuming" in done.stdout and "finished" in done.stdout
     assert yaml.safe_load((run / "summary.yaml").read_text())["epochs_done"] == 3
+
+
+def test_eval_command_line_box_voting_default_is_the_runtime_one():
+    """`eval --vote-iou` spells its default as a literal (importing the runtime would load Keras
+    for every --help); it must stay the threshold the app's evaluation runs with."""
+    import argparse
+
+    from runtime.batch import EVAL_POSTPROCESS
+    from trainer.cli import add_evaluate_arguments
+
+    parser = argparse.ArgumentParser()
+    add_evaluate_arguments(parser)
+    assert parser.parse_args(["--data", "d"]).vote_iou == EVAL_POSTPROCESS.vote_iou

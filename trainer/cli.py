@@ -306,6 +306,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                              "compiled Keras graph); the mAP is that engine's")
     parser.add_argument("--tiles", metavar="RxC", help="evaluate with tiled inference (2x2, 3x3), as the app's "
                                                        "--tiles runs it; default off")
+    # the literal is runtime.batch.EVAL_POSTPROCESS.vote_iou (a test keeps them equal): importing
+    # it here would load Keras for every --help
     parser.add_argument("--vote-iou", type=float, default=0.5, metavar="IOU",
                         help="box voting after NMS: each kept box becomes the score-weighted mean of the candidates "
                              "overlapping it by this IoU, as the app does (default 0.5); 0: off, Caffe's rule")

@@ -462,7 +462,7 @@ class Trainer:
             self.log(f"note: only {len(self.train_samples)} training images, so batches of {batch_size}")
         self.masks = source_masks(self.samples, self.classes, self.use_mask, self.positive_only)
         for root, names in self.positive_only.items():
-            self.log(f"--copies-positive-only: {', '.join(sorted(names)) or 'no class'} of {root} learned only where "
+            self.log(f"{'--positive-only-copy' if cfg.positive_only_copies else '--copies-positive-only'}: {', '.join(sorted(names)) or 'no class'} of {root} learned only where "
                      "boxed (never background there)")
         if cfg.ignore_difficult:
             known = set(self.classes)
