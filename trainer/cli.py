@@ -214,7 +214,8 @@ TRAIN_OPTIONS = (
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
     "freeze_through",
     "class_mask", "oversample", "match_top_k", "ignore_difficult",
-    "copies_positive_only", "positive_only_copies", "precision", "seed", "augment", "eval_every", "devices", "workers", "progress_jsonl",
+    "copies_positive_only", "positive_only_copies", "precision", "seed", "augment", "eval_every", "devices", "workers",
+    "progress_jsonl",
     "checkpoint_minutes", "progress_bar",
 )
 
