@@ -64,6 +64,13 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0
     progress_bar: bool = True
 
+    @property
+    def positive_only_option(self) -> str | None:
+        """The option that made some copies positive-only, as the user typed it, or None."""
+        if self.copies_positive_only:
+            return "--copies-positive-only"
+        return "--positive-only-copy" if self.positive_only_copies else None
+
     def validate(self) -> "TrainConfig":
         checks = {
             "epochs": self.epochs >= 1,

@@ -181,8 +181,8 @@ class Trainer:
             raise DataError(", ".join(cfg.data), "no usable labelled images (see data_report.json for why)")
         # --copies-positive-only: per folder, the classes it teaches only where boxed (not part of its mask)
         self.positive_only: dict[str, set[str]] = {}
-        if cfg.copies_positive_only or cfg.positive_only_copies:
-            option = "--copies-positive-only" if cfg.copies_positive_only else "--positive-only-copy"
+        option = cfg.positive_only_option
+        if option is not None:
             if cfg.class_mask == "off":
                 raise DataError(option, "works through the class masks; leave out --class-mask off")
             if not self.labelled_copies:
@@ -462,8 +462,8 @@ class Trainer:
             self.log(f"note: only {len(self.train_samples)} training images, so batches of {batch_size}")
         self.masks = source_masks(self.samples, self.classes, self.use_mask, self.positive_only)
         for root, names in self.positive_only.items():
-            self.log(f"{'--positive-only-copy' if cfg.positive_only_copies else '--copies-positive-only'}: {', '.join(sorted(names)) or 'no class'} of {root} learned only where "
-                     "boxed (never background there)")
+            self.log(f"{cfg.positive_only_option}: {', '.join(sorted(names)) or 'no class'} of {root} learned only "
+                     "where boxed (never background there)")
         if cfg.ignore_difficult:
             known = set(self.classes)
             n = sum(int(d) for s in self.train_samples for name, d in zip(s.names, s.difficult) if name in known)
