@@ -33,7 +33,10 @@ class AugmentConfig:
 
     ``fill``: BGR value of the canvas around a zoomed-out image (the input mean, so it looks
     like "nothing" to the network). ``min_side_px``: boxes smaller than this in the network
-    input after all steps are dropped (they cannot be learned).
+    input after all steps are dropped (they cannot be learned). ``mosaic_prob``: the share of
+    training images the loader assembles from four pictures of their folder
+    (:mod:`trainer.mosaic`) before the other steps; those skip the zoom out (the mosaic
+    already shrinks its objects) and get the photometric change per picture.
     """
 
     photometric: bool = True
@@ -47,6 +50,7 @@ class AugmentConfig:
     saturation_range: tuple[float, float] = (0.5, 1.5)
     hue_delta: float = 18.0
     min_side_px: float = 1.0
+    mosaic_prob: float = 0.0
 
 
 def photometric(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:

@@ -192,6 +192,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                    help="as --copies-positive-only, for this copy only (one of the --data folders; repeat for "
                         "several): e.g. a copy whose model misses many of the objects it filled in, beside "
                         "copies whose unboxed areas may still teach background")
+    g.add_argument("--mosaic", type=float, metavar="P",
+                   help="build this share of training images (0 to 1) from four pictures of the same folder, "
+                        "YOLOv4's mosaic: more small objects and busy scenes per step, for a model that misses "
+                        "small or crowded objects (e.g. 0.5); default 0")
     g.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                    help="mixed precision (float16 on GPUs; bfloat16 on recent CPUs/TPUs); default float32")
     g.add_argument("--no-augment", dest="augment", action="store_const", const=False,
@@ -214,7 +218,7 @@ TRAIN_OPTIONS = (
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
     "freeze_through",
     "class_mask", "oversample", "match_top_k", "ignore_difficult",
-    "copies_positive_only", "positive_only_copies", "precision", "seed", "augment", "eval_every", "devices", "workers",
+    "copies_positive_only", "positive_only_copies", "mosaic", "precision", "seed", "augment", "eval_every", "devices", "workers",
     "progress_jsonl",
     "checkpoint_minutes", "progress_bar",
 )

@@ -53,6 +53,7 @@ class TrainConfig:
     ignore_difficult: bool = False  # VOC difficult objects: neither positives nor background (trainer.targets)
     copies_positive_only: bool = False  # classes an autolabel copy added: never background there (trainer.loss)
     positive_only_copies: tuple[str, ...] = ()  # the same for these copies only (a subset of data)
+    mosaic: float = 0.0  # share of training images built from four of their folder (trainer.mosaic)
     precision: str = "float32"
     seed: int = 0
     augment: bool = True
@@ -88,6 +89,7 @@ class TrainConfig:
             "schedule": self.schedule in ("cosine", "step"),
             "optimizer": self.optimizer in ("sgd", "adam"),
             "match_top_k": 0 <= self.match_top_k <= MAX_TOP_K,
+            "mosaic": 0.0 <= self.mosaic <= 1.0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if self.oversample is not None:
@@ -98,6 +100,8 @@ class TrainConfig:
             raise DataError("train", "invalid settings: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
         if not self.data:
             raise DataError("train", "no data folder given (--data DIR)")
+        if self.mosaic and not self.augment:
+            raise DataError("--mosaic", "is an augmentation; it does not combine with --no-augment")
         if self.positive_only_copies:
             if self.copies_positive_only:
                 raise DataError("--positive-only-copy", "--copies-positive-only already covers every copy; give one "

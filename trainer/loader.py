@@ -20,16 +20,17 @@ from __future__ import annotations
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import cv2
 import numpy as np
 
-from .augment import AugmentConfig, augment, resize
+from .augment import AugmentConfig, augment, photometric, resize
 from .errors import DataError
 from .image_io import UnreadableImage, read_image
+from .mosaic import mosaic
 from .sampling import epoch_length, epoch_order, occurrences
 from .scan import Sample
 from .targets import TargetEncoder
@@ -142,6 +143,11 @@ class BatchLoader:
         self.workers = max(1, workers)
         self.prefetch = max(1, prefetch)
         self.masks = masks or {}
+        # mosaic partners come from the image's own folder, so its class mask holds for the canvas
+        by_source: dict[str, list[int]] = {}
+        for i, s in enumerate(self.samples):
+            by_source.setdefault(s.source, []).append(i)
+        self.by_source = {k: np.asarray(v, np.int64) for k, v in by_source.items()}
         if repeats is not None and len(repeats) != len(self.samples):
             raise ValueError(f"repeats must have one factor per sample ({len(self.samples)}), got {len(repeats)}")
         # per-sample epoch repeat factors (trainer.sampling); None = each image once
@@ -208,7 +214,12 @@ class BatchLoader:
             # one generator per (run, epoch, image): independent of thread scheduling
             key = [self.seed, epoch, index, zlib.crc32(sample.key.encode())] + ([copy] if copy else [])
             rng = np.random.default_rng(key)
-            image, boxes, labels = augment(image, boxes, labels, rng, self.augment_config, self.input_size)
+            cfg = self.augment_config
+            # drawn only when mosaic is on, so runs without it augment exactly as before
+            if cfg.mosaic_prob > 0 and rng.random() < cfg.mosaic_prob:
+                image, boxes, labels = self._mosaic(sample, image, boxes, labels, rng)
+                cfg = replace(cfg, photometric=False, expand_prob=0.0)
+            image, boxes, labels = augment(image, boxes, labels, rng, cfg, self.input_size)
         else:
             image, boxes = resize(image, boxes, self.input_size)
         box_t, cls_t = self.encoder(boxes, labels)
@@ -216,6 +227,22 @@ class BatchLoader:
         if mask is None:
             mask = np.ones((self.num_classes,), np.float32)
         return image, box_t, cls_t, mask
+
+    def _mosaic(self, sample: Sample, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The sample and three pictures of its folder drawn by ``rng``, in a mosaic (each
+        picture photometrically changed on its own when the config asks for it)."""
+        cfg = self.augment_config
+        assert cfg is not None
+        pool = self.by_source[sample.source]
+        partners = pool[rng.integers(len(pool), size=3)]
+        tiles = [(image, boxes, labels)]
+        for j in partners:
+            other = self.samples[int(j)]
+            tiles.append((load_sample(other), *self.labels_of(other)))
+        if cfg.photometric:
+            tiles = [(photometric(im, rng, cfg), b, lab) for im, b, lab in tiles]
+        return mosaic(tiles, rng, cfg.fill)
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         """The batches of ``epoch``, from step ``start_step`` on (for resuming mid-epoch)."""

@@ -469,8 +469,10 @@ class Trainer:
             n = sum(int(d) for s in self.train_samples for name, d in zip(s.names, s.difficult) if name in known)
             self.log(f"--ignore-difficult: {n} training objects marked difficult are neither learned nor "
                      "taught as background")
-        augment = AugmentConfig() if cfg.augment else AugmentConfig(photometric=False, expand_prob=0.0, crop=False,
-                                                                     flip_prob=0.0)
+        augment = AugmentConfig(mosaic_prob=cfg.mosaic) if cfg.augment else AugmentConfig(
+            photometric=False, expand_prob=0.0, crop=False, flip_prob=0.0)
+        if cfg.mosaic:
+            self.log(f"--mosaic: {cfg.mosaic:.0%} of training images are four pictures of their folder in one")
         repeats = None
         if self.oversample:
             from .sampling import describe, repeat_factors
