@@ -123,7 +123,7 @@ def test_device_step_trains_on_jax_without_tensorflow_and_collect_joins_the_mode
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(blocked), JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-m", "tools.gpu_train", "device", "--cache", str(cache), "--model",
                            str(model), "--epochs", "2", "--batch", "4", "--workers", "2", "--out", str(out),
-                           "--run-dir", str(run), "--part-mib", "0.05", "--match-top-k", "3"],
+                           "--run-dir", str(run), "--part-mib", "0.05", "--match-top-k", "3", "--mosaic", "0.5"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "device.json").read_text())
@@ -132,11 +132,13 @@ def test_device_step_trains_on_jax_without_tensorflow_and_collect_joins_the_mode
     # the recipe prepare recorded (k 5, difficult objects ignored), k overridden by the device call
     assert report["command"][report["command"].index("--match-top-k") + 1] == "3"
     assert "--ignore-difficult" in report["command"] and "--oversample" not in report["command"]
+    assert report["command"][report["command"].index("--mosaic") + 1] == "0.5"  # trained with mosaic, on JAX
     summary = yaml.safe_load((out / "summary.yaml").read_text())  # the copy the cache came from is named
     assert summary["labelled_copies"][str(prepared[1])]["config"]["classes"] == ["redbox"]
     assert len(report["parts"]) >= 2 and all((out / p).is_file() for p in report["parts"])
     assert all(f.stat().st_size <= 0.05 * 2**20 for f in out.glob("model.keras.part*"))
     assert "epoch 2/2" in (out / "train.log").read_text()
+    assert "--mosaic: 50% of training images" in (out / "train.log").read_text()
     assert (out / "log.csv").read_text().count("\n") == 3  # header + 2 epochs
     got = tmp_path / "got"
     assert gpu_train.main(["collect", str(out), str(got)]) == 0

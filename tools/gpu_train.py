@@ -62,7 +62,7 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x
              "manylinux1_x86_64")
 MODEL_PART = "model.keras.part"
 WARM_S = 30  # the device machine is given back this long after a call
-RECIPE = ("oversample", "match_top_k", "ignore_difficult")  # main.py train options prepare records for the device
+RECIPE = ("oversample", "match_top_k", "ignore_difficult", "mosaic")  # main.py train options prepare records for the device
 
 
 def _mib(n_bytes: float) -> float:
@@ -455,6 +455,7 @@ def add_recipe_options(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--match-top-k", type=int, help=f"as main.py train --match-top-k {default}")
     p.add_argument("--ignore-difficult", action="store_const", const=True,
                    help=f"as main.py train --ignore-difficult; the cache keeps each object's difficult flag {default}")
+    p.add_argument("--mosaic", type=float, metavar="P", help=f"as main.py train --mosaic {default}")
 
 
 def given_recipe(args: argparse.Namespace) -> dict:
@@ -471,6 +472,8 @@ def recipe_options(recipe: dict) -> list[str]:
         options += ["--match-top-k", str(recipe["match_top_k"])]
     if recipe.get("ignore_difficult"):
         options += ["--ignore-difficult"]
+    if recipe.get("mosaic"):
+        options += ["--mosaic", f"{recipe['mosaic']:g}"]
     return options
 
 
