@@ -126,6 +126,8 @@ def test_loader_takes_mosaic_partners_from_the_same_folder(tmp_path, monkeypatch
         np.testing.assert_array_equal(x.class_targets, y.class_targets)
     # with four pictures in each, more default boxes are positive than with one
     assert sum(int((x.class_targets > 0).sum()) for x in a) != sum(int((x.class_targets > 0).sum()) for x in c)
+    # the folder index is built for mosaics only: a run without them pays nothing for it
+    assert three._by_source is not None and plain._by_source is None
 
 
 def test_config_checks_the_share_and_refuses_it_without_augmentation(tmp_path):

@@ -78,6 +78,14 @@ def photometric(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig)
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
+def blank_canvas(height: int, width: int, fill: tuple[float, float, float]) -> np.ndarray:
+    """A (height, width, 3) uint8 canvas of the BGR colour ``fill`` (rounded): the background
+    of a zoomed-out image (:func:`expand`) and of a mosaic (:mod:`trainer.mosaic`)."""
+    canvas = np.empty((height, width, 3), np.uint8)
+    canvas[...] = np.asarray(fill, np.float32).round().astype(np.uint8)
+    return canvas
+
+
 def expand(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig):
     """Zoom out: place the image at a random spot of a canvas up to ``max_expand`` times
     larger, filled with ``cfg.fill``. Objects become smaller, which is what the small
@@ -86,8 +94,7 @@ def expand(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, cfg: 
     ratio = rng.uniform(1.0, cfg.max_expand)
     eh, ew = int(h * ratio), int(w * ratio)
     top, left = int(rng.uniform(0, eh - h)), int(rng.uniform(0, ew - w))
-    canvas = np.empty((eh, ew, 3), np.uint8)
-    canvas[...] = np.asarray(cfg.fill, np.float32).round().astype(np.uint8)
+    canvas = blank_canvas(eh, ew, cfg.fill)
     canvas[top:top + h, left:left + w] = image
     return canvas, boxes + np.array([left, top, left, top], np.float32)
 

@@ -143,11 +143,8 @@ class BatchLoader:
         self.workers = max(1, workers)
         self.prefetch = max(1, prefetch)
         self.masks = masks or {}
-        # mosaic partners come from the image's own folder, so its class mask holds for the canvas
-        by_source: dict[str, list[int]] = {}
-        for i, s in enumerate(self.samples):
-            by_source.setdefault(s.source, []).append(i)
-        self.by_source = {k: np.asarray(v, np.int64) for k, v in by_source.items()}
+        # mosaic partners, by folder: built on the first mosaic, so runs without it pay nothing
+        self._by_source: dict[str, np.ndarray] | None = None
         if repeats is not None and len(repeats) != len(self.samples):
             raise ValueError(f"repeats must have one factor per sample ({len(self.samples)}), got {len(repeats)}")
         # per-sample epoch repeat factors (trainer.sampling); None = each image once
@@ -228,13 +225,24 @@ class BatchLoader:
             mask = np.ones((self.num_classes,), np.float32)
         return image, box_t, cls_t, mask
 
+    def _folder_pool(self, source: str) -> np.ndarray:
+        """Indices of the samples of folder ``source``: mosaic partners come from the image's
+        own folder, so the folder's class mask holds for the whole canvas. Built once, on the
+        first call (worker threads may race to build it; each builds the same index)."""
+        if self._by_source is None:
+            by_source: dict[str, list[int]] = {}
+            for i, s in enumerate(self.samples):
+                by_source.setdefault(s.source, []).append(i)
+            self._by_source = {k: np.asarray(v, np.int64) for k, v in by_source.items()}
+        return self._by_source[source]
+
     def _mosaic(self, sample: Sample, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The sample and three pictures of its folder drawn by ``rng``, in a mosaic (each
         picture photometrically changed on its own when the config asks for it)."""
         cfg = self.augment_config
         assert cfg is not None
-        pool = self.by_source[sample.source]
+        pool = self._folder_pool(sample.source)
         partners = pool[rng.integers(len(pool), size=3)]
         tiles = [(image, boxes, labels)]
         for j in partners:

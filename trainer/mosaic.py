@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from .augment import blank_canvas
+
 # An object cut by the canvas or by its quarter's edge keeps its label when at least this
 # share of its area is still visible. Less visible, it is ignored (label negated) rather than
 # dropped: a sliver of a person is neither a good positive nor background.
@@ -60,8 +62,7 @@ def mosaic(tiles: Sequence[Tile], rng: np.random.Generator, fill: tuple[float, f
     if side is None:
         side = max(tiles[0][0].shape[:2])
     side = int(side)
-    canvas = np.empty((2 * side, 2 * side, 3), np.uint8)
-    canvas[...] = np.asarray(fill, np.float32).round().astype(np.uint8)
+    canvas = blank_canvas(2 * side, 2 * side, fill)
     cx = int(rng.uniform(*CENTRE_RANGE) * side)
     cy = int(rng.uniform(*CENTRE_RANGE) * side)
     all_boxes, all_labels = [], []
