@@ -278,3 +278,21 @@ def test_eval_command_line_box_voting_default_is_the_runtime_one():
     parser = argparse.ArgumentParser()
     add_evaluate_arguments(parser)
     assert parser.parse_args(["--data", "d"]).vote_iou == EVAL_POSTPROCESS.vote_iou
+
+
+def test_split_seed_keeps_the_split_while_seed_draws_new_batches(data, tmp_path):
+    """A later stage continues a run on its recorded split (``--split-seed 0``) with new
+    shuffles and augmentations (``--seed 1``) rather than repeating the first epoch's."""
+    runs = {name: tmp_path / name for name in ("seed0", "seed1_split0", "seed1")}
+    results = {
+        "seed0": train(config(data, runs["seed0"], epochs=1), log=quiet),
+        "seed1_split0": train(config(data, runs["seed1_split0"], epochs=1, seed=1, split_seed=0), log=quiet),
+        "seed1": train(config(data, runs["seed1"], epochs=1, seed=1), log=quiet),
+    }
+    val = {name: (run / "val_images.txt").read_text() for name, run in runs.items()}
+    assert val["seed1_split0"] == val["seed0"]
+    assert val["seed1"] != val["seed0"]  # without it, --seed moves the split too
+    # same split, other batches: the epoch's training loss differs
+    assert results["seed1_split0"].history[0]["train_loss"] != results["seed0"].history[0]["train_loss"]
+    recorded = yaml.safe_load((runs["seed1_split0"] / "config.yaml").read_text())["settings"]
+    assert recorded["seed"] == 1 and recorded["split_seed"] == 0

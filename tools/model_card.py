@@ -82,6 +82,12 @@ def network_line(first: dict, layout: str, spec: dict | None = None) -> str:
     return f"{text}, from random initialisation (no pretrained weights)."
 
 
+def _split_seed(settings: dict) -> int:
+    """The seed a stage's split was drawn with (``split_seed`` when the run set one, else ``seed``)."""
+    split_seed = settings.get("split_seed")
+    return int(settings["seed"] if split_seed is None else split_seed)
+
+
 def data_lines(data: list[str]) -> list[str]:
     return [f"  - `{Path(d).name}`: {DATASET_TERMS.get(Path(d).name, 'terms not recorded')}" for d in data]
 
@@ -250,7 +256,7 @@ def card(run_dirs: list[Path], report: dict, machine: str, notes: list[str], til
         f"- **Network**: {network_line(stages[0].settings, stages[0].layout, last.spec)}",
         f"- **Classes** ({len(summary['classes'])}): {', '.join(summary['classes'])} (background is internal).",
         f"- **Data**: `../shared/datasets/` {data}: {summary['images']['train']} training and "
-        f"{summary['images']['val']} validation images, split per folder with seed {settings['seed']} "
+        f"{summary['images']['val']} validation images, split per folder with seed {_split_seed(settings)} "
         f"(validation fraction {settings['val_split']}; identical files kept on one side). The list of "
         "validation images is `val_images.txt` of the runs; none of them was trained on. Sources and terms "
         "(attribution for the CC BY 4.0 sets):",

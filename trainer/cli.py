@@ -201,6 +201,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-augment", dest="augment", action="store_const", const=False,
                    help="no SSD augmentation (resize only); for tests and debugging")
     g.add_argument("--seed", type=int, help="seed of initialisation, split, shuffling and augmentation (default 0)")
+    g.add_argument("--split-seed", type=int, metavar="N",
+                   help="seed of the train/validation split alone (default: --seed); a fine-tuning stage keeps "
+                        "the split of the run it continues with --split-seed 0 while --seed 1 gives it new "
+                        "shuffles and augmentations instead of repeating that run's first epoch")
     g.add_argument("--eval-every", type=int, metavar="N", help="validate every N epochs (default 1; always at the end)")
     g = parser.add_argument_group("process")
     g.add_argument("--devices", type=int, metavar="N",
@@ -218,7 +222,7 @@ TRAIN_OPTIONS = (
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
     "freeze_through",
     "class_mask", "oversample", "match_top_k", "ignore_difficult",
-    "copies_positive_only", "positive_only_copies", "mosaic", "precision", "seed", "augment", "eval_every", "devices", "workers",
+    "copies_positive_only", "positive_only_copies", "mosaic", "precision", "seed", "split_seed", "augment", "eval_every", "devices", "workers",
     "progress_jsonl",
     "checkpoint_minutes", "progress_bar",
 )

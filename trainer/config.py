@@ -56,6 +56,9 @@ class TrainConfig:
     mosaic: float = 0.0  # share of training images built from four of their folder (trainer.mosaic)
     precision: str = "float32"
     seed: int = 0
+    # the split's own seed (default: seed), so a later stage can draw new shuffles and
+    # augmentations with another --seed while validating on the recorded split
+    split_seed: int | None = None
     augment: bool = True
     eval_every: int = 1
     # settings that do not change the result
@@ -71,6 +74,11 @@ class TrainConfig:
         if self.copies_positive_only:
             return "--copies-positive-only"
         return "--positive-only-copy" if self.positive_only_copies else None
+
+    @property
+    def effective_split_seed(self) -> int:
+        """The seed the train/validation split is drawn with: ``split_seed``, else ``seed``."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def validate(self) -> "TrainConfig":
         checks = {

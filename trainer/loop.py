@@ -441,7 +441,7 @@ class Trainer:
             for note in notes:
                 self.log(f"note: {note}")
         else:
-            train_idx, val_idx = split_samples(self.samples, self.config.val_split, self.config.seed)
+            train_idx, val_idx = split_samples(self.samples, self.config.val_split, self.config.effective_split_seed)
             write_split(self.files.root, self.samples, train_idx, val_idx)
         self.train_samples = [self.samples[i] for i in train_idx]
         self.val_samples = [self.samples[i] for i in val_idx]
