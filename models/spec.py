@@ -157,6 +157,11 @@ class HeadSpec:
     ``step`` is the distance between cell centres in input pixels; ``None`` means input size
     divided by the feature map size (Caffe's default). ``offset`` is the centre's position in
     the cell, in steps.
+    ``fuse`` names a coarser feature map, of half the source's size, whose features are added
+    to the source's before this head predicts (a top-down path: FPN, Lin et al. 2017; FSSD,
+    Li & Zhou 2017). SSD's finest map comes early in the backbone and knows little of what
+    it sees, so its small objects score low; the coarser map's semantics lift them.
+    ``None``: the head reads its source alone (SSD).
     """
 
     source: str
@@ -165,6 +170,7 @@ class HeadSpec:
     aspect_ratios: tuple[float, ...]
     step: float | None = None
     offset: float = 0.5
+    fuse: str | None = None
 
     @property
     def boxes_per_cell(self) -> int:
@@ -256,6 +262,11 @@ class ModelSpec:
                 raise SpecError(
                     f"heads[{i}].source {head.source!r} is not a feature map of this network; "
                     f"expected one of {', '.join(feature_names(self))}"
+                )
+            if head.fuse is not None and head.fuse not in known:
+                raise SpecError(
+                    f"heads[{i}].fuse {head.fuse!r} is not a feature map of this network; "
+                    f"expected one of {', '.join(feature_names(self))} (or null: no fusion)"
                 )
         return self
 

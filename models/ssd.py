@@ -24,7 +24,7 @@ from .efficientnet_lite import efficientnet_lite0
 from .geometry import feature_map_sizes
 from .layers import Preprocess
 from .priors import default_boxes, num_default_boxes
-from .spec import BackboneSpec, ExtraSpec, ModelSpec
+from .spec import BackboneSpec, ExtraSpec, HeadSpec, ModelSpec, SpecError
 
 # backbone kind -> builder: (normalised image, options) -> {feature name: tensor}
 BACKBONES = {"mobilenet_v1": mobilenet_v1, "efficientnet_lite0": efficientnet_lite0}
@@ -57,6 +57,36 @@ def prediction_head(x, filters_per_box: int, boxes: int, kernel: int, name: str,
     return layers.Reshape((h * w * boxes, filters_per_box), name=f"{name}_flat")(y)
 
 
+def top_down_fuse(fine, coarse, name: str):
+    """``fine`` (B, H, W, C) plus ``coarse`` (B, ceil(H/2), ceil(W/2), C') projected to C
+    channels by a 1x1 convolution and upsampled 2x (nearest), cropped to H x W where H or W is
+    odd. Returns (B, H, W, C).
+
+    Projecting before upsampling costs a quarter of the other order and gives the same result
+    (a 1x1 convolution commutes with nearest-neighbour upsampling). The projection starts at
+    zero, so a network that gains this path computes exactly what it computed before, and
+    fine-tuning grows the path from there instead of starting from a perturbed model.
+    """
+    h, w, channels = fine.shape[1], fine.shape[2], fine.shape[3]
+    ch, cw = coarse.shape[1], coarse.shape[2]
+    x = layers.Conv2D(channels, 1, kernel_initializer="zeros", name=f"{name}_proj")(coarse)
+    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
+    if (2 * ch, 2 * cw) != (h, w):
+        x = layers.Cropping2D(((0, 2 * ch - h), (0, 2 * cw - w)), name=f"{name}_crop")(x)
+    return layers.Add(name=f"{name}_add")([fine, x])
+
+
+def _check_fusion(index: int, head: HeadSpec, sizes: dict[str, tuple[int, int]]) -> None:
+    """A head's ``fuse`` map must be half its source's size (rounded up), as the next stride-2
+    stage makes it."""
+    fine, coarse = sizes[head.source], sizes[str(head.fuse)]
+    wanted = (-(-fine[0] // 2), -(-fine[1] // 2))
+    if coarse != wanted:
+        raise SpecError(f"heads[{index}] ({head.source}, {fine[0]}x{fine[1]}): fuse map {head.fuse} is "
+                        f"{coarse[0]}x{coarse[1]}, expected {wanted[0]}x{wanted[1]} (half the source's size); "
+                        "name the feature map one stride-2 stage after the source")
+
+
 def build_graph(spec: ModelSpec) -> tuple[keras.KerasTensor, list[keras.KerasTensor]]:
     """Symbolic input and [box_deltas, class_logits] outputs of ``spec``'s network."""
     spec.validate()
@@ -72,12 +102,15 @@ def build_graph(spec: ModelSpec) -> tuple[keras.KerasTensor, list[keras.KerasTen
 
     expected = feature_map_sizes(spec)
     deltas, logits = [], []
-    for head in spec.heads:
+    for i, head in enumerate(spec.heads):
         f = feats[head.source]
         if tuple(f.shape[1:3]) != expected[head.source]:
             raise RuntimeError(  # a bug, not a user error: geometry and builder disagree
                 f"feature map {head.source} is {tuple(f.shape[1:3])}, geometry says {expected[head.source]}"
             )
+        if head.fuse is not None:
+            _check_fusion(i, head, expected)
+            f = top_down_fuse(f, feats[head.fuse], f"fuse_{head.source}")
         k = head.boxes_per_cell
         kernel, kind = spec.head_kernel_size, spec.head_kind
         deltas.append(prediction_head(f, 4, k, kernel, f"box_{head.source}", kind))

@@ -126,3 +126,57 @@ def test_loads_on_jax_backend(tmp_path, tiny_seed_model):
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ok" in proc.stdout
+
+
+def _fused(spec, **fuse):
+    """``spec`` with ``fuse`` set on the heads named by source (e.g. block11="block13")."""
+    import dataclasses
+
+    heads = tuple(dataclasses.replace(h, fuse=fuse.get(h.source)) for h in spec.heads)
+    return dataclasses.replace(spec, heads=heads).validate()
+
+
+@pytest.mark.parametrize("size", [128, 104])  # 104: block11 is 7x7, block13 4x4 (upsampled 8x8, cropped)
+def test_top_down_fusion_starts_as_the_plain_network(tmp_path, size):
+    from trainer_helpers import tiny_spec
+
+    plain_spec = tiny_spec(["a", "b"], size=size)
+    fused_spec = _fused(plain_spec, block11="block13")
+    plain, fused = build_model(plain_spec), build_model(fused_spec)
+    by_name = {layer.name: layer for layer in plain.layers}
+    new = []
+    for layer in fused.layers:
+        if layer.weights:
+            if layer.name in by_name:
+                layer.set_weights(by_name[layer.name].get_weights())
+            else:
+                new.append(layer.name)
+    assert new == ["fuse_block11_proj"]
+    x = np.random.default_rng(3).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
+    for a, b in zip(plain(x), fused(x)):  # the projection starts at zero: the same network
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    proj = fused.get_layer("fuse_block11_proj")
+    proj.set_weights([np.random.default_rng(4).normal(0, 0.1, w.shape).astype("float32") for w in proj.get_weights()])
+    cells = (-(-size // 16)) ** 2 * fused_spec.heads[0].boxes_per_cell  # block11's boxes come first
+    before, after = np.asarray(plain(x)[1]), np.asarray(fused(x)[1])
+    assert np.abs(after[:, :cells] - before[:, :cells]).max() > 1e-3  # the coarse map reaches block11's head
+    np.testing.assert_array_equal(after[:, cells:], before[:, cells:])  # and only that head
+
+    text = yaml.safe_dump(fused_spec.to_dict(), sort_keys=False)
+    assert ModelSpec.from_dict(yaml.safe_load(text)) == fused_spec
+    loaded = load_model(save_model(fused, tmp_path / "fused.keras"))
+    for a, b in zip(fused(x), loaded(x)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_fusion_errors_name_the_head():
+    from trainer_helpers import tiny_spec
+
+    data = tiny_spec(["a"]).to_dict()
+    data["heads"][0]["fuse"] = "block99"
+    with pytest.raises(SpecError, match=r"heads\[0\].fuse 'block99' is not a feature map"):
+        ModelSpec.from_dict(data)
+    # extra1 is a quarter of block11's size, not half
+    with pytest.raises(SpecError, match=r"heads\[0\] \(block11, 8x8\): fuse map extra1 is 2x2, expected 4x4"):
+        build_model(_fused(tiny_spec(["a"]), block11="extra1"))

@@ -159,7 +159,7 @@ def test_a_stage_at_a_new_input_size_is_named_and_the_network_line_follows_the_s
     boxes = num_default_boxes(larger)
     assert boxes != num_default_boxes(spec)
     assert f"the lite0 layout (352x352 input, separable heads on the stride 8/16/32 maps and three extra stages, " \
-           f"{boxes:,} default boxes)" in text
+           f"{boxes:,} default boxes), a top-down path into the finest heads (block5 <- block11, block11 <- top)" in text
     assert "2. from `runs/at352.keras`, at a 352x352 input (the stage before: 300x300): sgd" in text
     assert "1. from random initialisation: sgd" in text  # no change of size named for the first stage
     assert "300x300 input" in card(runs[:1], REPORT, "m", []) and "8,752 default boxes" in card(runs[:1], REPORT, "m", [])

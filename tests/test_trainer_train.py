@@ -4,6 +4,7 @@ the command line, a NaN stop, and (slow) overfitting to mAP >= 0.9."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -113,6 +114,32 @@ def test_resume_continues_to_the_same_weights(data, tmp_path):
         np.testing.assert_array_equal(a, b)
     assert [h["train_loss"] for h in straight.history] == [h["train_loss"] for h in resumed.history]
     assert [h["val_map"] for h in straight.history] == [h["val_map"] for h in resumed.history]
+
+
+def test_top_down_path_added_to_a_model_without_one(data, tmp_path):
+    """`train --from MODEL --top-down`: the two finest heads gain the path, which starts at zero
+    (the model as it was) and is trained; the rest carries over as in any fine-tuning."""
+    from models.layouts import with_top_down
+    from models.spec import SpecError
+
+    source = build_model(tiny_spec(CLASSES))
+    save_model(source, tmp_path / "plain.keras")
+    folder, _ = data
+    cfg = TrainConfig(data=(str(folder),), out=str(tmp_path / "td"), from_model=str(tmp_path / "plain.keras"),
+                      top_down=True, epochs=1, batch_size=4, val_split=0.25, optimizer="adam", lr=1e-3,
+                      workers=2, progress_bar=False)
+    lines: list[str] = []
+    assert train(cfg, log=lines.append).status == "finished"
+    assert any("top-down path added, starting at zero: fuse_block11_proj, fuse_block13_proj" in line for line in lines)
+    tuned = load_model(tmp_path / "td" / "last.keras")
+    assert [h.fuse for h in tuned.spec.heads] == ["block13", "extra1", None, None]
+    assert np.abs(tuned.get_layer("fuse_block11_proj").get_weights()[0]).max() > 0  # it learned
+    report = transfer_weights(source, build_model(tuned.spec))  # the start: the same outputs
+    assert report.new_layers == ["fuse_block11_proj", "fuse_block13_proj"]
+
+    one_head = dataclasses.replace(tiny_spec(CLASSES), heads=tiny_spec(CLASSES).heads[:1])
+    with pytest.raises(SpecError, match="no head can take a top-down path"):
+        with_top_down(one_head)
 
 
 def test_finetuning_carries_backbone_boxes_and_matching_classes(data, tmp_path):

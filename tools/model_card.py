@@ -75,6 +75,9 @@ def network_line(first: dict, layout: str, spec: dict | None = None) -> str:
     input size and default boxes from ``spec``, the shipped stage's network."""
     text = NETWORKS.get(layout, f"the {layout} layout").format(alpha=first.get("alpha", 1.0), size=input_text(spec),
                                                               boxes=f"{default_box_count(spec):,}")
+    fused = [f"{h['source']} <- {h['fuse']}" for h in (spec or {}).get("heads", []) if h.get("fuse")]
+    if fused:
+        text += f", a top-down path into the finest heads ({', '.join(fused)})"
     if first.get("imagenet"):
         return f"{text}; backbone from {IMAGENET_SOURCE}, everything else from random initialisation."
     if first.get("from_model"):

@@ -156,6 +156,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                    help="network layout without --from (default seed; lite0 is EfficientNet-Lite0 SSDLite)")
     g.add_argument("--alpha", type=float, help="MobileNet width multiplier of the seed layout (default 1.0)")
     g.add_argument("--spec", dest="spec_file", metavar="SPEC.yaml", help="an exact network spec (experts; class names are replaced)")
+    g.add_argument("--top-down", action="store_const", const=True,
+                   help="add a top-down path to the two finest heads (the next map's features, upsampled, "
+                        "lift small objects' scores; the lite0 layout has it already). With --from the path "
+                        "starts at zero, so training starts from the model exactly as it was")
     g.add_argument("--freeze-backbone-epochs", type=int, metavar="N",
                    help="keep the backbone frozen for the first N epochs (default 0)")
     g.add_argument("--freeze-through", metavar="BLOCK",
@@ -220,7 +224,7 @@ TRAIN_OPTIONS = (
     "data", "out", "from_model", "classes", "epochs", "batch_size", "val_split", "layout", "alpha", "spec_file",
     "imagenet",
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
-    "freeze_through",
+    "freeze_through", "top_down",
     "class_mask", "oversample", "match_top_k", "ignore_difficult",
     "copies_positive_only", "positive_only_copies", "mosaic", "precision", "seed", "split_seed", "augment", "eval_every", "devices", "workers",
     "progress_jsonl",

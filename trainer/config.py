@@ -47,6 +47,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     freeze_backbone_epochs: int = 0
     freeze_through: str | None = None
+    top_down: bool = False  # add a top-down path to the two finest heads (models.layouts.with_top_down)
     class_mask: str = "auto"
     oversample: str | None = None  # "CLASS=FACTOR,..." (trainer.sampling)
     match_top_k: int = 0  # also each object's K best default boxes (trainer.targets); 0: the paper's rule

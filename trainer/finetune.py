@@ -20,6 +20,9 @@ from .errors import DataError
 
 # MobileNetV1 (conv1, conv_dw_i, conv_pw_i) and EfficientNet-Lite0 (lite_*) layers.
 BACKBONE_PREFIXES = ("conv1", "conv_dw_", "conv_pw_", "lite_")
+# A top-down path's projection (models.ssd.top_down_fuse): a model without the path lacks it,
+# and it starts at zero, so the model with the path computes what the model without it did.
+TOP_DOWN_PREFIX = "fuse_"
 # Layers of a separable head that come before its predicting 1x1 convolution: per-channel, so
 # they carry over whole like any other layer.
 _HEAD_INNER_SUFFIXES = ("_dw", "_dw_bn")
@@ -39,6 +42,7 @@ class TransferReport:
     carried_classes: list[str] = field(default_factory=list)
     new_classes: list[str] = field(default_factory=list)
     dropped_classes: list[str] = field(default_factory=list)
+    new_layers: list[str] = field(default_factory=list)  # a top-down path the old model lacks
 
     def describe(self) -> str:
         # "adapted" alone read as a contradiction next to "carried over: none": say what moved
@@ -50,6 +54,8 @@ class TransferReport:
             parts.append(f"new classes (fresh predictors): {', '.join(self.new_classes)}")
         if self.dropped_classes:
             parts.append(f"classes of the old model not kept: {', '.join(self.dropped_classes)}")
+        if self.new_layers:
+            parts.append(f"top-down path added, starting at zero: {', '.join(self.new_layers)}")
         return "; ".join(parts)
 
 
@@ -66,8 +72,9 @@ def _class_columns(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[np.ndarr
 def transfer_weights(source, target) -> TransferReport:
     """Copy ``source``'s weights into ``target`` (two :class:`models.SSDModel`), by layer name.
 
-    The two must share the network (spec without the class list); raises :class:`DataError`
-    naming the first layer whose shapes differ otherwise.
+    The two must share the network (spec without the class list), except that ``target`` may
+    add a top-down path (its ``fuse_*`` layers keep their zero start); raises
+    :class:`DataError` naming the first layer whose shapes differ otherwise.
     """
     report = TransferReport()
     old, new = tuple(source.spec.class_names), tuple(target.spec.class_names)
@@ -80,6 +87,9 @@ def transfer_weights(source, target) -> TransferReport:
         if not layer.weights:
             continue
         src_layer = by_name.get(layer.name)
+        if src_layer is None and layer.name.startswith(TOP_DOWN_PREFIX):
+            report.new_layers.append(layer.name)  # keeps its zero start
+            continue
         if src_layer is None:
             raise DataError(layer.name, "the model to fine-tune from has no layer of this name; it was built "
                                         "with another layout (use --from with a model of the same layout)")

@@ -82,7 +82,22 @@ def _layout_builders() -> dict[str, Callable[[Sequence[str], float], Any]]:
 
 def build_spec(config: TrainConfig, classes: Sequence[str]):
     """The network to train: the --from model's (with the new classes), a --spec YAML file's,
-    or a preset layout's."""
+    or a preset layout's; with ``top_down``, a top-down path where it has none."""
+    from models.spec import SpecError
+
+    spec = _network_spec(config, classes)
+    if config.top_down and all(head.fuse is None for head in spec.heads):
+        from models.layouts import with_top_down
+
+        try:
+            return with_top_down(spec)
+        except SpecError as exc:
+            raise DataError("--top-down", str(exc)) from exc
+    return spec
+
+
+def _network_spec(config: TrainConfig, classes: Sequence[str]):
+    """The network as the --from model, the --spec file or the layout gives it."""
     from models.model_file import read_spec
     from models.spec import ModelSpec, SpecError
 
