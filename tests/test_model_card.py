@@ -145,21 +145,35 @@ def test_a_stage_at_a_new_input_size_is_named_and_the_network_line_follows_the_s
     from models.layouts import lite0_spec
     from models.priors import num_default_boxes
 
-    spec = lite0_spec(["dog", "cat"])
+    fused = lite0_spec(["dog", "cat"])  # the layout has the top-down path; the first two stages had none
+    spec = dataclasses.replace(fused, heads=[dataclasses.replace(h, fuse=None) for h in fused.heads]).validate()
     larger = dataclasses.replace(spec, input_size=(352, 352),
                                  heads=[dataclasses.replace(h, step=None) for h in spec.heads]).validate()
+    larger_fused = dataclasses.replace(larger, heads=[dataclasses.replace(h, fuse=f.fuse)
+                                                      for h, f in zip(larger.heads, fused.heads)]).validate()
     runs = []
-    for name, s, from_model in (("one", spec, None), ("two", larger, "/runs/at352.keras")):
+    for name, s, from_model in (("one", spec, None), ("two", larger, "/runs/at352.keras"),
+                                ("three", larger_fused, "/runs/fused.keras")):
         run = write_run(tmp_path / name, 1, 1, 0.01, [(1, 0.01, 9.5, 8.0, 0.10, 0.12, 600)], from_model=from_model)
         config = yaml.safe_load((run / "config.yaml").read_text())
         config["resolved"] = {"spec": s.to_dict()}
+        if name == "three":
+            config["settings"]["freeze_backbone_epochs"] = 1
         (run / "config.yaml").write_text(yaml.safe_dump(config))
         runs.append(run)
+    text = card(runs, REPORT, "m", [])
+    assert ("3. from `runs/fused.keras`, a top-down path added (block5 <- block11, block11 <- top; it starts at "
+            "zero), backbone frozen for 1 epoch(s): sgd") in text
+    assert "2. from `runs/at352.keras`, at a 352x352 input (the stage before: 300x300): sgd" in text
+    runs = runs[:2]
     text = card(runs, REPORT, "m", [])
     boxes = num_default_boxes(larger)
     assert boxes != num_default_boxes(spec)
     assert f"the lite0 layout (352x352 input, separable heads on the stride 8/16/32 maps and three extra stages, " \
-           f"{boxes:,} default boxes), a top-down path into the finest heads (block5 <- block11, block11 <- top)" in text
+           f"{boxes:,} default boxes)," in text
+    assert "top-down" not in text.split("\n")[2]  # the network line of a card whose last stage has no path
+    assert "a top-down path into the finest heads (block5 <- block11, block11 <- top)" in card(
+        [*runs, tmp_path / "three"], REPORT, "m", []).split("\n")[2]
     assert "2. from `runs/at352.keras`, at a 352x352 input (the stage before: 300x300): sgd" in text
     assert "1. from random initialisation: sgd" in text  # no change of size named for the first stage
     assert "300x300 input" in card(runs[:1], REPORT, "m", []) and "8,752 default boxes" in card(runs[:1], REPORT, "m", [])

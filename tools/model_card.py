@@ -70,14 +70,18 @@ def default_box_count(spec: dict | None) -> int:
     return num_default_boxes(ModelSpec.from_dict({"class_names": ["object"], **spec}))
 
 
+def _fused_heads(spec: dict | None) -> list[str]:
+    """"block5 <- block11" for each head of a recorded spec that reads a top-down path."""
+    return [f"{h['source']} <- {h['fuse']}" for h in (spec or {}).get("heads", []) if h.get("fuse")]
+
+
 def network_line(first: dict, layout: str, spec: dict | None = None) -> str:
     """The network and where its weights started: where from, from the first stage's settings;
     input size and default boxes from ``spec``, the shipped stage's network."""
     text = NETWORKS.get(layout, f"the {layout} layout").format(alpha=first.get("alpha", 1.0), size=input_text(spec),
                                                               boxes=f"{default_box_count(spec):,}")
-    fused = [f"{h['source']} <- {h['fuse']}" for h in (spec or {}).get("heads", []) if h.get("fuse")]
-    if fused:
-        text += f", a top-down path into the finest heads ({', '.join(fused)})"
+    if _fused_heads(spec):
+        text += f", a top-down path into the finest heads ({', '.join(_fused_heads(spec))})"
     if first.get("imagenet"):
         return f"{text}; backbone from {IMAGENET_SOURCE}, everything else from random initialisation."
     if first.get("from_model"):
@@ -154,8 +158,12 @@ class Stage:
                  else "backbone from ImageNet" if s.get("imagenet") else "from random initialisation")
         if previous is not None and input_text(self.spec) != input_text(previous.spec):
             start += f", at a {input_text(self.spec)} input (the stage before: {input_text(previous.spec)})"
+        if previous is not None and _fused_heads(self.spec) and not _fused_heads(previous.spec):
+            start += f", a top-down path added ({', '.join(_fused_heads(self.spec))}; it starts at zero)"
         if s.get("freeze_through"):
             start += f", backbone frozen through {s['freeze_through']}"
+        if s.get("freeze_backbone_epochs"):
+            start += f", backbone frozen for {s['freeze_backbone_epochs']} epoch(s)"
         if s.get("oversample"):
             start += f", images showing {s['oversample'].replace('=', ' x')} per epoch"
         if s.get("match_top_k"):
