@@ -79,6 +79,12 @@ def conv_output_size(size: int, stride: int, padding: str, kernel: int = 3) -> i
     return out
 
 
+def half_size(size: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of the map a stride-2 "same" stage makes of a ``size`` map: each side
+    halved, rounded up. A top-down path (:func:`models.ssd.top_down_fuse`) reads such a pair."""
+    return (conv_output_size(size[0], 2, "same"), conv_output_size(size[1], 2, "same"))
+
+
 def feature_map_sizes(spec: ModelSpec) -> dict[str, tuple[int, int]]:
     """(height, width) of every named feature map (the backbone's, then extra1..), in order."""
     pad = spec.backbone.stride2_padding

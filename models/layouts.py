@@ -193,14 +193,13 @@ def with_top_down(spec: ModelSpec, count: int = TOP_DOWN_HEADS) -> ModelSpec:
 
     Raises :class:`SpecError` when no head can take the path (no next map of half the size).
     """
-    from .geometry import feature_map_sizes
+    from .geometry import feature_map_sizes, half_size
     from .spec import SpecError
 
     sizes = feature_map_sizes(spec)
     heads = list(spec.heads)
     for i in range(min(count, len(heads) - 1)):
-        fine, coarse = sizes[heads[i].source], sizes[heads[i + 1].source]
-        if heads[i].fuse is None and coarse == (-(-fine[0] // 2), -(-fine[1] // 2)):
+        if heads[i].fuse is None and sizes[heads[i + 1].source] == half_size(sizes[heads[i].source]):
             heads[i] = dataclasses.replace(heads[i], fuse=heads[i + 1].source)
     if all(h.fuse is None for h in heads):
         raise SpecError("no head can take a top-down path: no head's next map is half its size")

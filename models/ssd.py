@@ -21,7 +21,7 @@ from keras import layers
 
 from .backbone import conv_unit, mobilenet_v1, separable_unit
 from .efficientnet_lite import efficientnet_lite0
-from .geometry import feature_map_sizes
+from .geometry import feature_map_sizes, half_size
 from .layers import Preprocess
 from .priors import default_boxes, num_default_boxes
 from .spec import BackboneSpec, ExtraSpec, HeadSpec, ModelSpec, SpecError
@@ -80,7 +80,7 @@ def _check_fusion(index: int, head: HeadSpec, sizes: dict[str, tuple[int, int]])
     """A head's ``fuse`` map must be half its source's size (rounded up), as the next stride-2
     stage makes it."""
     fine, coarse = sizes[head.source], sizes[str(head.fuse)]
-    wanted = (-(-fine[0] // 2), -(-fine[1] // 2))
+    wanted = half_size(fine)
     if coarse != wanted:
         raise SpecError(f"heads[{index}] ({head.source}, {fine[0]}x{fine[1]}): fuse map {head.fuse} is "
                         f"{coarse[0]}x{coarse[1]}, expected {wanted[0]}x{wanted[1]} (half the source's size); "

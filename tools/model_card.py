@@ -80,8 +80,9 @@ def network_line(first: dict, layout: str, spec: dict | None = None) -> str:
     input size and default boxes from ``spec``, the shipped stage's network."""
     text = NETWORKS.get(layout, f"the {layout} layout").format(alpha=first.get("alpha", 1.0), size=input_text(spec),
                                                               boxes=f"{default_box_count(spec):,}")
-    if _fused_heads(spec):
-        text += f", a top-down path into the finest heads ({', '.join(_fused_heads(spec))})"
+    fused = _fused_heads(spec)
+    if fused:
+        text += f", a top-down path into the finest heads ({', '.join(fused)})"
     if first.get("imagenet"):
         return f"{text}; backbone from {IMAGENET_SOURCE}, everything else from random initialisation."
     if first.get("from_model"):
@@ -158,8 +159,9 @@ class Stage:
                  else "backbone from ImageNet" if s.get("imagenet") else "from random initialisation")
         if previous is not None and input_text(self.spec) != input_text(previous.spec):
             start += f", at a {input_text(self.spec)} input (the stage before: {input_text(previous.spec)})"
-        if previous is not None and _fused_heads(self.spec) and not _fused_heads(previous.spec):
-            start += f", a top-down path added ({', '.join(_fused_heads(self.spec))}; it starts at zero)"
+        fused = _fused_heads(self.spec)
+        if previous is not None and fused and not _fused_heads(previous.spec):
+            start += f", a top-down path added ({', '.join(fused)}; it starts at zero)"
         if s.get("freeze_through"):
             start += f", backbone frozen through {s['freeze_through']}"
         if s.get("freeze_backbone_epochs"):

@@ -82,11 +82,12 @@ def _layout_builders() -> dict[str, Callable[[Sequence[str], float], Any]]:
 
 def build_spec(config: TrainConfig, classes: Sequence[str]):
     """The network to train: the --from model's (with the new classes), a --spec YAML file's,
-    or a preset layout's; with ``top_down``, a top-down path where it has none."""
+    or a preset layout's; with ``top_down``, a top-down path into its two finest heads (heads
+    that have one keep it)."""
     from models.spec import SpecError
 
     spec = _network_spec(config, classes)
-    if config.top_down and all(head.fuse is None for head in spec.heads):
+    if config.top_down:
         from models.layouts import with_top_down
 
         try:
