@@ -142,6 +142,38 @@ def test_top_down_path_added_to_a_model_without_one(data, tmp_path):
         with_top_down(one_head)
 
 
+def test_top_down_heads_option_reaches_further_heads(data, tmp_path):
+    """`--top-down-heads N` asks for the path (no --top-down needed) and fuses the N finest
+    heads, each from the next head's map, keeping the paths a model already has; where the
+    next map is not half the size the chain ends (lite0: extra2, 3x3, above extra3, 1x1)."""
+    import argparse
+
+    from models.layouts import lite0_spec, with_top_down
+    from trainer.cli import add_train_arguments, train_config_from_args
+    from trainer.errors import DataError
+    from trainer.loop import build_spec
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    save_model(build_model(tiny_spec(CLASSES)), tmp_path / "plain.keras")
+    folder, _ = data
+    args = parser.parse_args(["--data", str(folder), "--out", str(tmp_path / "run"), "--from",
+                              str(tmp_path / "plain.keras"), "--top-down-heads", "3"])
+    cfg, resuming = train_config_from_args(args)
+    assert (cfg.top_down, cfg.top_down_heads, resuming) == (True, 3, False)
+    assert [h.fuse for h in build_spec(cfg, CLASSES).heads] == ["block13", "extra1", "extra2", None]
+    plain, _ = train_config_from_args(parser.parse_args(["--data", str(folder), "--out", str(tmp_path / "run2"),
+                                                         "--from", str(tmp_path / "plain.keras")]))
+    assert not plain.top_down and [h.fuse for h in build_spec(plain, CLASSES).heads] == [None] * 4
+
+    shipped = lite0_spec(["person"])  # two heads fused, as the bundled model
+    assert [h.fuse for h in shipped.heads] == ["block11", "top", None, None, None, None]
+    assert [h.fuse for h in with_top_down(shipped, 3).heads] == ["block11", "top", "extra1", None, None, None]
+    assert [h.fuse for h in with_top_down(shipped, 5).heads] == ["block11", "top", "extra1", "extra2", None, None]
+    with pytest.raises(DataError, match="top_down_heads=0"):
+        dataclasses.replace(cfg, top_down_heads=0).validate()
+
+
 def test_finetuning_carries_backbone_boxes_and_matching_classes(data, tmp_path):
     import keras
 

@@ -157,9 +157,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--alpha", type=float, help="MobileNet width multiplier of the seed layout (default 1.0)")
     g.add_argument("--spec", dest="spec_file", metavar="SPEC.yaml", help="an exact network spec (experts; class names are replaced)")
     g.add_argument("--top-down", action="store_const", const=True,
-                   help="add a top-down path to the two finest heads (the next map's features, upsampled, "
+                   help="add a top-down path to the finest heads (two, or --top-down-heads; the next map's features, upsampled, "
                         "lift small objects' scores; the lite0 layout has it already). With --from the path "
                         "starts at zero, so training starts from the model exactly as it was")
+    g.add_argument("--top-down-heads", type=int, metavar="N",
+                   help="how many of the finest heads the top-down path reaches, each from the next head's map "
+                        "(default 2; 3 adds top <- extra1 on lite0). Implies --top-down")
     g.add_argument("--freeze-backbone-epochs", type=int, metavar="N",
                    help="keep the backbone frozen for the first N epochs (default 0)")
     g.add_argument("--freeze-through", metavar="BLOCK",
@@ -224,7 +227,7 @@ TRAIN_OPTIONS = (
     "data", "out", "from_model", "classes", "epochs", "batch_size", "val_split", "layout", "alpha", "spec_file",
     "imagenet",
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
-    "freeze_through", "top_down",
+    "freeze_through", "top_down", "top_down_heads",
     "class_mask", "oversample", "match_top_k", "ignore_difficult",
     "copies_positive_only", "positive_only_copies", "mosaic", "precision", "seed", "split_seed", "augment", "eval_every", "devices", "workers",
     "progress_jsonl",
@@ -256,12 +259,17 @@ class _StopFlag:
         return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
 
-def _train(args: argparse.Namespace) -> int:
+def train_config_from_args(args: argparse.Namespace):
+    """The run's :class:`TrainConfig` from ``train``'s parsed options (and, when ``--out``
+    holds a started run, its recorded settings). Returns (config, resuming).
+
+    Raises DataError for a missing folder or file, an --out inside the data, or options that
+    contradict each other or the recorded run.
+    """
     from .classes import parse_classes
     from .config import resolve_config
     from .errors import DataError
     from .folders import discover
-    from .loop import RunHooks, train
 
     explicit = {k: getattr(args, k) for k in TRAIN_OPTIONS}
     if explicit["classes"] is not None:
@@ -281,13 +289,21 @@ def _train(args: argparse.Namespace) -> int:
     for name in ("from_model", "spec_file"):
         if explicit[name] is not None and not os.path.isfile(explicit[name]):
             raise DataError(explicit[name], "no such file")
+    if explicit["top_down_heads"] is not None and explicit["top_down"] is None:
+        explicit["top_down"] = True  # naming how far the path reaches asks for the path
     if explicit["imagenet"] and explicit["layout"] is None and explicit["spec_file"] is None:
         explicit["layout"] = "lite0"  # --imagenet alone names the network
     network = [f"--{k.replace('_file', '')}" for k in ("layout", "alpha", "spec_file", "imagenet") if explicit[k] is not None]
     if explicit["from_model"] is not None and network:
         raise DataError("--from", f"the network is the model's own; leave out {', '.join(network)} "
                                   "(they choose a network for training from scratch)")
-    config, resuming = resolve_config(explicit, resume=args.resume)
+    return resolve_config(explicit, resume=args.resume)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .loop import RunHooks, train
+
+    config, resuming = train_config_from_args(args)
     stop = _StopFlag()
     restore = stop.install()
     try:

@@ -47,7 +47,8 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     freeze_backbone_epochs: int = 0
     freeze_through: str | None = None
-    top_down: bool = False  # add a top-down path to the two finest heads (models.layouts.with_top_down)
+    top_down: bool = False  # add a top-down path to the finest heads (models.layouts.with_top_down)
+    top_down_heads: int = 2  # how many of the finest heads --top-down reaches
     class_mask: str = "auto"
     oversample: str | None = None  # "CLASS=FACTOR,..." (trainer.sampling)
     match_top_k: int = 0  # also each object's K best default boxes (trainer.targets); 0: the paper's rule
@@ -91,6 +92,7 @@ class TrainConfig:
             "weight_decay": self.weight_decay >= 0,
             "warmup_epochs": self.warmup_epochs >= 0,
             "freeze_backbone_epochs": self.freeze_backbone_epochs >= 0,
+            "top_down_heads": self.top_down_heads >= 1,
             "eval_every": self.eval_every >= 1,
             "devices": self.devices >= 1 and self.batch_size % self.devices == 0,
             "class_mask": self.class_mask in ("auto", "on", "off"),
