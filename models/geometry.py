@@ -85,6 +85,18 @@ def half_size(size: tuple[int, int]) -> tuple[int, int]:
     return (conv_output_size(size[0], 2, "same"), conv_output_size(size[1], 2, "same"))
 
 
+def halvings(fine: tuple[int, int], coarse: tuple[int, int]) -> int | None:
+    """The k >= 1 with ``coarse`` = :func:`half_size` applied k times to ``fine`` (the map k
+    stride-2 stages later), or None when no such k exists. A top-down path upsamples the
+    coarse map by 2**k to lay it over the fine one."""
+    size, k = fine, 0
+    while size != (1, 1) and size[0] >= coarse[0] and size[1] >= coarse[1]:
+        size, k = half_size(size), k + 1
+        if size == coarse:
+            return k
+    return None
+
+
 def feature_map_sizes(spec: ModelSpec) -> dict[str, tuple[int, int]]:
     """(height, width) of every named feature map (the backbone's, then extra1..), in order."""
     pad = spec.backbone.stride2_padding

@@ -187,9 +187,11 @@ LITE0_STEPS = (8, 16, 32, 64, 100, 300)
 TOP_DOWN_HEADS = 2
 
 
-def with_top_down(spec: ModelSpec, count: int = TOP_DOWN_HEADS) -> ModelSpec:
-    """``spec`` with its ``count`` finest heads fusing the next head's map (half their size),
-    where that map is half their size; heads already fusing keep their choice.
+def with_top_down(spec: ModelSpec, count: int = TOP_DOWN_HEADS, depth: int = 1) -> ModelSpec:
+    """``spec`` with its ``count`` finest heads each fusing the maps of the next ``depth``
+    heads, as far as each of those maps is half the size of the one before (block5 <- block11
+    + top at depth 2). A head's existing path is extended when it is the start of that chain
+    and kept as it is otherwise (a hand-made choice).
 
     Raises :class:`SpecError` when no head can take the path (no next map of half the size).
     """
@@ -199,8 +201,15 @@ def with_top_down(spec: ModelSpec, count: int = TOP_DOWN_HEADS) -> ModelSpec:
     sizes = feature_map_sizes(spec)
     heads = list(spec.heads)
     for i in range(min(count, len(heads) - 1)):
-        if heads[i].fuse is None and sizes[heads[i + 1].source] == half_size(sizes[heads[i].source]):
-            heads[i] = dataclasses.replace(heads[i], fuse=heads[i + 1].source)
+        chain: list[str] = []
+        for later in heads[i + 1: i + 1 + depth]:
+            previous = heads[i].source if not chain else chain[-1]
+            if sizes[later.source] != half_size(sizes[previous]):
+                break
+            chain.append(later.source)
+        have = heads[i].fuse_maps
+        if chain and tuple(chain[: len(have)]) == have:
+            heads[i] = dataclasses.replace(heads[i], fuse=tuple(chain))
     if all(h.fuse is None for h in heads):
         raise SpecError("no head can take a top-down path: no head's next map is half its size")
     return dataclasses.replace(spec, heads=tuple(heads)).validate()

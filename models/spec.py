@@ -157,11 +157,12 @@ class HeadSpec:
     ``step`` is the distance between cell centres in input pixels; ``None`` means input size
     divided by the feature map size (Caffe's default). ``offset`` is the centre's position in
     the cell, in steps.
-    ``fuse`` names a coarser feature map, of half the source's size, whose features are added
-    to the source's before this head predicts (a top-down path: FPN, Lin et al. 2017; FSSD,
-    Li & Zhou 2017). SSD's finest map comes early in the backbone and knows little of what
-    it sees, so its small objects score low; the coarser map's semantics lift them.
-    ``None``: the head reads its source alone (SSD).
+    ``fuse`` names a coarser feature map (half the source's size, or a quarter, ...: some
+    stride-2 stages later), or a tuple of them, whose features are added to the source's
+    before this head predicts (a top-down path: FPN, Lin et al. 2017; FSSD, Li & Zhou 2017).
+    SSD's finest map comes early in the backbone and knows little of what it sees, so its
+    small objects score low; the coarser maps' semantics lift them. ``None``: the head reads
+    its source alone (SSD). One map is written as its name, several as a tuple (a YAML list).
     """
 
     source: str
@@ -170,7 +171,21 @@ class HeadSpec:
     aspect_ratios: tuple[float, ...]
     step: float | None = None
     offset: float = 0.5
-    fuse: str | None = None
+    fuse: str | tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # One spelling per meaning, so that equal heads compare equal after a YAML round trip:
+        # one map is its name, several a tuple (YAML gives a list).
+        if isinstance(self.fuse, (list, tuple)):
+            maps = tuple(self.fuse)
+            object.__setattr__(self, "fuse", (maps[0] if len(maps) == 1 else maps) if maps else None)
+
+    @property
+    def fuse_maps(self) -> tuple[str, ...]:
+        """The maps of ``fuse`` as a tuple (empty without a top-down path)."""
+        if self.fuse is None:
+            return ()
+        return tuple(self.fuse) if isinstance(self.fuse, tuple) else (self.fuse,)
 
     @property
     def boxes_per_cell(self) -> int:
@@ -189,6 +204,12 @@ class HeadSpec:
             raise SpecError(f"{where}: max_size must be positive or null, got {self.max_size}")
         if self.step is not None and self.step <= 0:
             raise SpecError(f"{where}: step must be positive or null, got {self.step}")
+        maps = self.fuse_maps
+        if not all(isinstance(m, str) for m in maps):
+            raise SpecError(f"{where}: fuse must be a feature map's name, a list of them or null, got {self.fuse!r}")
+        if len(set(maps)) != len(maps) or self.source in maps:
+            raise SpecError(f"{where}: fuse {list(maps)} names a map twice or the head's own source; "
+                            "name each coarser map once")
 
 
 @dataclass(frozen=True)
@@ -263,11 +284,12 @@ class ModelSpec:
                     f"heads[{i}].source {head.source!r} is not a feature map of this network; "
                     f"expected one of {', '.join(feature_names(self))}"
                 )
-            if head.fuse is not None and head.fuse not in known:
-                raise SpecError(
-                    f"heads[{i}].fuse {head.fuse!r} is not a feature map of this network; "
-                    f"expected one of {', '.join(feature_names(self))} (or null: no fusion)"
-                )
+            for name in head.fuse_maps:
+                if name not in known:
+                    raise SpecError(
+                        f"heads[{i}].fuse {name!r} is not a feature map of this network; "
+                        f"expected one of {', '.join(feature_names(self))} (or null: no fusion)"
+                    )
         return self
 
     # -- serialisation -------------------------------------------------------------------

@@ -21,7 +21,7 @@ from keras import layers
 
 from .backbone import conv_unit, mobilenet_v1, separable_unit
 from .efficientnet_lite import efficientnet_lite0
-from .geometry import feature_map_sizes, half_size
+from .geometry import feature_map_sizes, half_size, halvings
 from .layers import Preprocess
 from .priors import default_boxes, num_default_boxes
 from .spec import BackboneSpec, ExtraSpec, HeadSpec, ModelSpec, SpecError
@@ -57,34 +57,47 @@ def prediction_head(x, filters_per_box: int, boxes: int, kernel: int, name: str,
     return layers.Reshape((h * w * boxes, filters_per_box), name=f"{name}_flat")(y)
 
 
-def top_down_fuse(fine, coarse, name: str):
-    """``fine`` (B, H, W, C) plus ``coarse`` (B, ceil(H/2), ceil(W/2), C') projected to C
-    channels by a 1x1 convolution and upsampled 2x (nearest), cropped to H x W where H or W is
-    odd. Returns (B, H, W, C).
+def top_down_fuse(fine, coarse: list[tuple[Any, int, str]], name: str):
+    """``fine`` (B, H, W, C) plus each coarse map, given as (tensor (B, h, w, C'), k, prefix)
+    with h, w = H, W halved (rounded up) k times: projected to C channels by a 1x1 convolution
+    named ``{prefix}_proj``, upsampled 2**k times (nearest), cropped to H x W where the
+    halvings rounded up. One ``{name}_add`` sums them. Returns (B, H, W, C).
 
-    Projecting before upsampling costs a quarter of the other order and gives the same result
-    (a 1x1 convolution commutes with nearest-neighbour upsampling). The projection starts at
-    zero, so a network that gains this path computes exactly what it computed before, and
-    fine-tuning grows the path from there instead of starting from a perturbed model.
+    Projecting before upsampling costs 1/4**k of the other order and gives the same result
+    (a 1x1 convolution commutes with nearest-neighbour upsampling). Each projection starts at
+    zero, so a network that gains a path computes exactly what it computed before, and
+    fine-tuning grows the path from there instead of starting from a perturbed model. A map
+    k > 1 stages away is read directly rather than through the maps between (FPN's cascade):
+    that keeps the zero start when a path is added to a model that has one already.
     """
     h, w, channels = fine.shape[1], fine.shape[2], fine.shape[3]
-    ch, cw = coarse.shape[1], coarse.shape[2]
-    x = layers.Conv2D(channels, 1, kernel_initializer="zeros", name=f"{name}_proj")(coarse)
-    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
-    if (2 * ch, 2 * cw) != (h, w):
-        x = layers.Cropping2D(((0, 2 * ch - h), (0, 2 * cw - w)), name=f"{name}_crop")(x)
-    return layers.Add(name=f"{name}_add")([fine, x])
+    terms = [fine]
+    for x, k, prefix in coarse:
+        factor = 2**k
+        ch, cw = x.shape[1], x.shape[2]
+        x = layers.Conv2D(channels, 1, kernel_initializer="zeros", name=f"{prefix}_proj")(x)
+        x = layers.UpSampling2D(factor, interpolation="nearest", name=f"{prefix}_up")(x)
+        if (factor * ch, factor * cw) != (h, w):
+            x = layers.Cropping2D(((0, factor * ch - h), (0, factor * cw - w)), name=f"{prefix}_crop")(x)
+        terms.append(x)
+    return layers.Add(name=f"{name}_add")(terms)
 
 
-def _check_fusion(index: int, head: HeadSpec, sizes: dict[str, tuple[int, int]]) -> None:
-    """A head's ``fuse`` map must be half its source's size (rounded up), as the next stride-2
-    stage makes it."""
-    fine, coarse = sizes[head.source], sizes[str(head.fuse)]
-    wanted = half_size(fine)
-    if coarse != wanted:
-        raise SpecError(f"heads[{index}] ({head.source}, {fine[0]}x{fine[1]}): fuse map {head.fuse} is "
-                        f"{coarse[0]}x{coarse[1]}, expected {wanted[0]}x{wanted[1]} (half the source's size); "
-                        "name the feature map one stride-2 stage after the source")
+def _fusion_steps(index: int, head: HeadSpec, sizes: dict[str, tuple[int, int]]) -> list[int]:
+    """For each of a head's ``fuse`` maps, how many stride-2 stages separate it from the
+    source (its size is the source's halved, rounded up, that many times)."""
+    fine = sizes[head.source]
+    steps = []
+    for name in head.fuse_maps:
+        coarse, k = sizes[name], halvings(fine, sizes[name])
+        if k is None:
+            half = half_size(fine)
+            raise SpecError(f"heads[{index}] ({head.source}, {fine[0]}x{fine[1]}): fuse map {name} is "
+                            f"{coarse[0]}x{coarse[1]}, expected {half[0]}x{half[1]} (half the source's size) "
+                            "or a later halving of it; name a feature map one or more stride-2 stages after "
+                            "the source")
+        steps.append(k)
+    return steps
 
 
 def build_graph(spec: ModelSpec) -> tuple[keras.KerasTensor, list[keras.KerasTensor]]:
@@ -109,8 +122,11 @@ def build_graph(spec: ModelSpec) -> tuple[keras.KerasTensor, list[keras.KerasTen
                 f"feature map {head.source} is {tuple(f.shape[1:3])}, geometry says {expected[head.source]}"
             )
         if head.fuse is not None:
-            _check_fusion(i, head, expected)
-            f = top_down_fuse(f, feats[head.fuse], f"fuse_{head.source}")
+            steps = _fusion_steps(i, head, expected)
+            # the first map's layers keep the names they had when a head read one map only
+            prefixes = [f"fuse_{head.source}"] + [f"fuse_{head.source}_{m}" for m in head.fuse_maps[1:]]
+            f = top_down_fuse(f, [(feats[m], k, p) for m, k, p in zip(head.fuse_maps, steps, prefixes)],
+                              f"fuse_{head.source}")
         k = head.boxes_per_cell
         kernel, kind = spec.head_kernel_size, spec.head_kind
         deltas.append(prediction_head(f, 4, k, kernel, f"box_{head.source}", kind))

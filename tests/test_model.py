@@ -170,6 +170,44 @@ def test_top_down_fusion_starts_as_the_plain_network(tmp_path, size):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.parametrize("size", [128, 104])  # 104: block11 7x7, extra1 2x2 (upsampled 4x to 8x8, cropped)
+def test_a_head_reading_two_coarser_maps_starts_as_the_one_map_network(tmp_path, size):
+    """Extending block11 <- block13 to block11 <- block13 + extra1 (a map two stride-2 stages
+    away, upsampled 4x) adds one zero projection: the outputs stay exactly those of the model
+    it came from, and the new projection reaches block11's head only."""
+    from trainer_helpers import tiny_spec
+
+    one_spec = _fused(tiny_spec(["a", "b"], size=size), block11="block13")
+    two_spec = _fused(tiny_spec(["a", "b"], size=size), block11=["block13", "extra1"])
+    assert two_spec.heads[0].fuse == ("block13", "extra1") and two_spec.heads[0].fuse_maps == ("block13", "extra1")
+    one, two = build_model(one_spec), build_model(two_spec)
+    rng = np.random.default_rng(5)
+    one.get_layer("fuse_block11_proj").set_weights(
+        [rng.normal(0, 0.1, w.shape).astype("float32") for w in one.get_layer("fuse_block11_proj").get_weights()])
+    by_name = {layer.name: layer for layer in one.layers}
+    new = [layer.name for layer in two.layers if layer.weights and layer.name not in by_name]
+    for layer in two.layers:
+        if layer.weights and layer.name in by_name:
+            layer.set_weights(by_name[layer.name].get_weights())
+    assert new == ["fuse_block11_extra1_proj"]
+    x = rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8)
+    for a, b in zip(one(x), two(x)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    proj = two.get_layer("fuse_block11_extra1_proj")
+    proj.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in proj.get_weights()])
+    cells = (-(-size // 16)) ** 2 * two_spec.heads[0].boxes_per_cell
+    before, after = np.asarray(one(x)[1]), np.asarray(two(x)[1])
+    assert np.abs(after[:, :cells] - before[:, :cells]).max() > 1e-3
+    np.testing.assert_array_equal(after[:, cells:], before[:, cells:])
+
+    text = yaml.safe_dump(two_spec.to_dict(), sort_keys=False)
+    assert "- block13\n" in text and ModelSpec.from_dict(yaml.safe_load(text)) == two_spec
+    loaded = load_model(save_model(two, tmp_path / "two.keras"))
+    for a, b in zip(two(x), loaded(x)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_fusion_errors_name_the_head():
     from trainer_helpers import tiny_spec
 
@@ -177,6 +215,12 @@ def test_fusion_errors_name_the_head():
     data["heads"][0]["fuse"] = "block99"
     with pytest.raises(SpecError, match=r"heads\[0\].fuse 'block99' is not a feature map"):
         ModelSpec.from_dict(data)
-    # extra1 is a quarter of block11's size, not half
-    with pytest.raises(SpecError, match=r"heads\[0\] \(block11, 8x8\): fuse map extra1 is 2x2, expected 4x4"):
-        build_model(_fused(tiny_spec(["a"]), block11="extra1"))
+    data["heads"][0]["fuse"] = ["block13", "block13"]
+    with pytest.raises(SpecError, match=r"heads\[0\] \(block11\): fuse \['block13', 'block13'\] names a map twice"):
+        ModelSpec.from_dict(data)
+    data["heads"][0]["fuse"] = [3]
+    with pytest.raises(SpecError, match=r"heads\[0\] \(block11\): fuse must be a feature map's name"):
+        ModelSpec.from_dict(data)
+    # block13 is finer than extra1, not a halving of it
+    with pytest.raises(SpecError, match=r"heads\[2\] \(extra1, 2x2\): fuse map block13 is 4x4, expected 1x1 \(half"):
+        build_model(_fused(tiny_spec(["a"]), extra1="block13"))

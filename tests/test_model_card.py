@@ -176,4 +176,16 @@ def test_a_stage_at_a_new_input_size_is_named_and_the_network_line_follows_the_s
         [*runs, tmp_path / "three"], REPORT, "m", []).split("\n")[2]
     assert "2. from `runs/at352.keras`, at a 352x352 input (the stage before: 300x300): sgd" in text
     assert "1. from random initialisation: sgd" in text  # no change of size named for the first stage
+
+    # a fourth stage reaching further (block5 <- block11 + top, top <- extra1): the new edges are named
+    deeper = dataclasses.replace(larger_fused, heads=[
+        dataclasses.replace(h, fuse={"block5": ("block11", "top"), "top": "extra1"}.get(h.source, h.fuse))
+        for h in larger_fused.heads]).validate()
+    run = write_run(tmp_path / "four", 1, 1, 0.01, [(1, 0.01, 9.5, 8.0, 0.10, 0.12, 600)], from_model="/runs/deep.keras")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["resolved"] = {"spec": deeper.to_dict()}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    text = card([*runs, tmp_path / "three", run], REPORT, "m", [])
+    assert "4. from `runs/deep.keras`, the top-down path extended (block5 <- top, top <- extra1; starting at zero): sgd" in text
+    assert "a top-down path into the finest heads (block5 <- block11 + top, block11 <- top, top <- extra1)" in text.split("\n")[2]
     assert "300x300 input" in card(runs[:1], REPORT, "m", []) and "8,752 default boxes" in card(runs[:1], REPORT, "m", [])

@@ -142,10 +142,11 @@ def test_top_down_path_added_to_a_model_without_one(data, tmp_path):
         with_top_down(one_head)
 
 
-def test_top_down_heads_option_reaches_further_heads(data, tmp_path):
+def test_top_down_heads_and_depth_options_reach_further(data, tmp_path):
     """`--top-down-heads N` asks for the path (no --top-down needed) and fuses the N finest
     heads, each from the next head's map, keeping the paths a model already has; where the
-    next map is not half the size the chain ends (lite0: extra2, 3x3, above extra3, 1x1)."""
+    next map is not half the size the chain ends (lite0: extra2, 3x3, above extra3, 1x1).
+    `--top-down-depth D` has each read the next D heads' maps, extending existing paths."""
     import argparse
 
     from models.layouts import lite0_spec, with_top_down
@@ -162,6 +163,10 @@ def test_top_down_heads_option_reaches_further_heads(data, tmp_path):
     cfg, resuming = train_config_from_args(args)
     assert (cfg.top_down, cfg.top_down_heads, resuming) == (True, 3, False)
     assert [h.fuse for h in build_spec(cfg, CLASSES).heads] == ["block13", "extra1", "extra2", None]
+    deep, _ = train_config_from_args(parser.parse_args(["--data", str(folder), "--out", str(tmp_path / "run3"), "--from",
+                                                        str(tmp_path / "plain.keras"), "--top-down-depth", "2"]))
+    assert (deep.top_down, deep.top_down_heads, deep.top_down_depth) == (True, 2, 2)
+    assert [h.fuse for h in build_spec(deep, CLASSES).heads] == [("block13", "extra1"), ("extra1", "extra2"), None, None]
     plain, _ = train_config_from_args(parser.parse_args(["--data", str(folder), "--out", str(tmp_path / "run2"),
                                                          "--from", str(tmp_path / "plain.keras")]))
     assert not plain.top_down and [h.fuse for h in build_spec(plain, CLASSES).heads] == [None] * 4
@@ -170,6 +175,11 @@ def test_top_down_heads_option_reaches_further_heads(data, tmp_path):
     assert [h.fuse for h in shipped.heads] == ["block11", "top", None, None, None, None]
     assert [h.fuse for h in with_top_down(shipped, 3).heads] == ["block11", "top", "extra1", None, None, None]
     assert [h.fuse for h in with_top_down(shipped, 5).heads] == ["block11", "top", "extra1", "extra2", None, None]
+    assert [h.fuse for h in with_top_down(shipped, 2, 2).heads] == [("block11", "top"), ("top", "extra1"), None, None,
+                                                                    None, None]
+    custom = with_top_down(dataclasses.replace(shipped, heads=(dataclasses.replace(shipped.heads[0], fuse="top"),
+                                                               *shipped.heads[1:])), 2, 2)
+    assert custom.heads[0].fuse == "top"  # a hand-made path that is not the chain's start is kept as it is
     with pytest.raises(DataError, match="top_down_heads=0"):
         dataclasses.replace(cfg, top_down_heads=0).validate()
 

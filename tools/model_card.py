@@ -70,9 +70,19 @@ def default_box_count(spec: dict | None) -> int:
     return num_default_boxes(ModelSpec.from_dict({"class_names": ["object"], **spec}))
 
 
+def _fuse_maps(head: dict) -> list[str]:
+    fuse = head.get("fuse")
+    return [] if not fuse else [fuse] if isinstance(fuse, str) else list(fuse)
+
+
 def _fused_heads(spec: dict | None) -> list[str]:
-    """"block5 <- block11" for each head of a recorded spec that reads a top-down path."""
-    return [f"{h['source']} <- {h['fuse']}" for h in (spec or {}).get("heads", []) if h.get("fuse")]
+    """"block5 <- block11 + top" for each head of a recorded spec that reads a top-down path."""
+    return [f"{h['source']} <- {' + '.join(_fuse_maps(h))}" for h in (spec or {}).get("heads", []) if h.get("fuse")]
+
+
+def _fusion_edges(spec: dict | None) -> list[str]:
+    """"block5 <- top" for each (head, coarser map) pair of a recorded spec's top-down path."""
+    return [f"{h['source']} <- {m}" for h in (spec or {}).get("heads", []) for m in _fuse_maps(h)]
 
 
 def network_line(first: dict, layout: str, spec: dict | None = None) -> str:
@@ -159,9 +169,13 @@ class Stage:
                  else "backbone from ImageNet" if s.get("imagenet") else "from random initialisation")
         if previous is not None and input_text(self.spec) != input_text(previous.spec):
             start += f", at a {input_text(self.spec)} input (the stage before: {input_text(previous.spec)})"
-        fused = _fused_heads(self.spec)
-        if previous is not None and fused and not _fused_heads(previous.spec):
-            start += f", a top-down path added ({', '.join(fused)}; it starts at zero)"
+        if previous is not None:
+            had = _fusion_edges(previous.spec)
+            added = [e for e in _fusion_edges(self.spec) if e not in had]
+            if added and not had:
+                start += f", a top-down path added ({', '.join(_fused_heads(self.spec))}; it starts at zero)"
+            elif added:
+                start += f", the top-down path extended ({', '.join(added)}; starting at zero)"
         if s.get("freeze_through"):
             start += f", backbone frozen through {s['freeze_through']}"
         if s.get("freeze_backbone_epochs"):

@@ -163,6 +163,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--top-down-heads", type=int, metavar="N",
                    help="how many of the finest heads the top-down path reaches, each from the next head's map "
                         "(default 2; 3 adds top <- extra1 on lite0). Implies --top-down")
+    g.add_argument("--top-down-depth", type=int, metavar="D",
+                   help="how many coarser maps each of those heads reads: the next D heads' maps, each "
+                        "upsampled to the head's size (default 1; 2 gives block5 <- block11 + top on lite0). "
+                        "New projections start at zero. Implies --top-down")
     g.add_argument("--freeze-backbone-epochs", type=int, metavar="N",
                    help="keep the backbone frozen for the first N epochs (default 0)")
     g.add_argument("--freeze-through", metavar="BLOCK",
@@ -227,7 +231,7 @@ TRAIN_OPTIONS = (
     "data", "out", "from_model", "classes", "epochs", "batch_size", "val_split", "layout", "alpha", "spec_file",
     "imagenet",
     "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "freeze_backbone_epochs",
-    "freeze_through", "top_down", "top_down_heads",
+    "freeze_through", "top_down", "top_down_heads", "top_down_depth",
     "class_mask", "oversample", "match_top_k", "ignore_difficult",
     "copies_positive_only", "positive_only_copies", "mosaic", "precision", "seed", "split_seed", "augment", "eval_every", "devices", "workers",
     "progress_jsonl",
@@ -289,7 +293,7 @@ def train_config_from_args(args: argparse.Namespace):
     for name in ("from_model", "spec_file"):
         if explicit[name] is not None and not os.path.isfile(explicit[name]):
             raise DataError(explicit[name], "no such file")
-    if explicit["top_down_heads"] is not None and explicit["top_down"] is None:
+    if (explicit["top_down_heads"] is not None or explicit["top_down_depth"] is not None) and explicit["top_down"] is None:
         explicit["top_down"] = True  # naming how far the path reaches asks for the path
     if explicit["imagenet"] and explicit["layout"] is None and explicit["spec_file"] is None:
         explicit["layout"] = "lite0"  # --imagenet alone names the network

@@ -49,6 +49,7 @@ class TrainConfig:
     freeze_through: str | None = None
     top_down: bool = False  # add a top-down path to the finest heads (models.layouts.with_top_down)
     top_down_heads: int = 2  # how many of the finest heads --top-down reaches
+    top_down_depth: int = 1  # how many coarser heads' maps each of them reads
     class_mask: str = "auto"
     oversample: str | None = None  # "CLASS=FACTOR,..." (trainer.sampling)
     match_top_k: int = 0  # also each object's K best default boxes (trainer.targets); 0: the paper's rule
@@ -93,6 +94,7 @@ class TrainConfig:
             "warmup_epochs": self.warmup_epochs >= 0,
             "freeze_backbone_epochs": self.freeze_backbone_epochs >= 0,
             "top_down_heads": self.top_down_heads >= 1,
+            "top_down_depth": self.top_down_depth >= 1,
             "eval_every": self.eval_every >= 1,
             "devices": self.devices >= 1 and self.batch_size % self.devices == 0,
             "class_mask": self.class_mask in ("auto", "on", "off"),

@@ -83,7 +83,7 @@ def _layout_builders() -> dict[str, Callable[[Sequence[str], float], Any]]:
 def build_spec(config: TrainConfig, classes: Sequence[str]):
     """The network to train: the --from model's (with the new classes), a --spec YAML file's,
     or a preset layout's; with ``top_down``, a top-down path into its ``top_down_heads``
-    finest heads (heads that have one keep it)."""
+    finest heads from the next ``top_down_depth`` heads' maps (models.layouts.with_top_down)."""
     from models.spec import SpecError
 
     spec = _network_spec(config, classes)
@@ -91,7 +91,7 @@ def build_spec(config: TrainConfig, classes: Sequence[str]):
         from models.layouts import with_top_down
 
         try:
-            return with_top_down(spec, config.top_down_heads)
+            return with_top_down(spec, config.top_down_heads, config.top_down_depth)
         except SpecError as exc:
             raise DataError("--top-down", str(exc)) from exc
     return spec
