@@ -171,7 +171,10 @@ def test_top_down_heads_and_depth_options_reach_further(data, tmp_path):
                                                          "--from", str(tmp_path / "plain.keras")]))
     assert not plain.top_down and [h.fuse for h in build_spec(plain, CLASSES).heads] == [None] * 4
 
-    shipped = lite0_spec(["person"])  # two heads fused, as the bundled model
+    from models.layouts import TOP_DOWN_HEADS
+
+    assert TrainConfig.top_down_heads == TOP_DOWN_HEADS  # the config spells the layout's default
+    shipped = lite0_spec(["person"])  # two heads fused, as lite0 has it
     assert [h.fuse for h in shipped.heads] == ["block11", "top", None, None, None, None]
     assert [h.fuse for h in with_top_down(shipped, 3).heads] == ["block11", "top", "extra1", None, None, None]
     assert [h.fuse for h in with_top_down(shipped, 5).heads] == ["block11", "top", "extra1", "extra2", None, None]

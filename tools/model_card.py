@@ -59,30 +59,39 @@ def input_text(spec: dict | None) -> str:
     return f"{w}x{h}"
 
 
+def _parsed(spec: dict | None):
+    """The :class:`models.spec.ModelSpec` of a recorded spec, or None when the record has no
+    full spec (old records)."""
+    if not spec or "heads" not in spec:
+        return None
+    from models.spec import ModelSpec
+
+    return ModelSpec.from_dict({"class_names": ["object"], **spec})
+
+
 def default_box_count(spec: dict | None) -> int:
     """Default boxes of a recorded spec (8,752, the layouts' at 300x300, when the record has no
     full spec)."""
-    if not spec or "heads" not in spec:
+    parsed = _parsed(spec)
+    if parsed is None:
         return 8752
     from models.priors import num_default_boxes
-    from models.spec import ModelSpec
 
-    return num_default_boxes(ModelSpec.from_dict({"class_names": ["object"], **spec}))
-
-
-def _fuse_maps(head: dict) -> list[str]:
-    fuse = head.get("fuse")
-    return [] if not fuse else [fuse] if isinstance(fuse, str) else list(fuse)
+    return num_default_boxes(parsed)
 
 
 def _fused_heads(spec: dict | None) -> list[str]:
     """"block5 <- block11 + top" for each head of a recorded spec that reads a top-down path."""
-    return [f"{h['source']} <- {' + '.join(_fuse_maps(h))}" for h in (spec or {}).get("heads", []) if h.get("fuse")]
+    parsed = _parsed(spec)
+    heads = parsed.heads if parsed is not None else ()
+    return [f"{h.source} <- {' + '.join(h.fuse_maps)}" for h in heads if h.fuse_maps]
 
 
 def _fusion_edges(spec: dict | None) -> list[str]:
     """"block5 <- top" for each (head, coarser map) pair of a recorded spec's top-down path."""
-    return [f"{h['source']} <- {m}" for h in (spec or {}).get("heads", []) for m in _fuse_maps(h)]
+    parsed = _parsed(spec)
+    heads = parsed.heads if parsed is not None else ()
+    return [f"{h.source} <- {m}" for h in heads for m in h.fuse_maps]
 
 
 def network_line(first: dict, layout: str, spec: dict | None = None) -> str:

@@ -48,7 +48,9 @@ class TrainConfig:
     freeze_backbone_epochs: int = 0
     freeze_through: str | None = None
     top_down: bool = False  # add a top-down path to the finest heads (models.layouts.with_top_down)
-    top_down_heads: int = 2  # how many of the finest heads --top-down reaches
+    # how many of the finest heads --top-down reaches: models.layouts.TOP_DOWN_HEADS, spelled as a
+    # literal because importing models loads Keras (a test keeps the two equal)
+    top_down_heads: int = 2
     top_down_depth: int = 1  # how many coarser heads' maps each of them reads
     class_mask: str = "auto"
     oversample: str | None = None  # "CLASS=FACTOR,..." (trainer.sampling)
